@@ -1,0 +1,145 @@
+"""params.yaml → one validated, typed `Params` object, parsed once at each stage's entry.
+
+The study axes (dataset, norm, groups, l1, l2, seed) are top-level keys so that
+`dvc exp run -S norm=gn` reads naturally. The training recipe is per dataset
+(`recipes.<dataset>`); any `train.<key>` other than `auto` overrides it, so changing only
+`dataset` picks a sensible recipe while every knob stays one `-S` away.
+
+Every validation problem becomes one line naming the key, the bad value and what is allowed.
+"""
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from normlab.errors import NormlabError
+
+NORMS = ("bn", "gn", "ln", "in", "none")
+DATASETS = ("mnist", "fashion-mnist", "cifar10")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class _Strict(BaseModel):
+    # A typo such as `nrom:` must fail loudly, never be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Recipe(_Strict):
+    """How one variant is trained; defaults live in params.yaml, per dataset."""
+
+    model: Literal["cnn", "resnet"]
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    momentum: float = Field(ge=0, lt=1)
+    schedule: Literal["onecycle", "cosine", "constant"]
+    dropout: float = Field(ge=0, lt=1)
+    rotate: float = Field(ge=0, le=180)  # degrees, ± uniform; 0 = off
+    crop: int = Field(ge=0)  # random-crop padding in pixels; 0 = off
+    flip: bool  # random horizontal flip
+    cutout: int = Field(ge=0)  # side of one zeroed square in pixels; 0 = off
+
+
+class Data(_Strict):
+    limit: int = Field(ge=0)  # 0 = full training set
+
+
+class Engine(_Strict):
+    """Speed knobs: they change how fast a run is, not what it computes (up to float rounding)."""
+
+    channels_last: bool
+    amp: Literal["auto", "off", "bf16"]
+    compile: bool
+    eval_batch_size: int = Field(ge=1)
+
+
+class _Top(_Strict):
+    dataset: Literal[DATASETS]  # type: ignore[valid-type]
+    norm: Literal[NORMS]  # type: ignore[valid-type]
+    groups: int = Field(ge=1)
+    l1: float = Field(ge=0)
+    l2: float = Field(ge=0)
+    seed: int = Field(ge=0)
+    device: Literal[DEVICES]  # type: ignore[valid-type]
+    data: Data
+    engine: Engine
+    train: dict[str, Any]
+    recipes: dict[Literal[DATASETS], dict[str, Any]]  # type: ignore[valid-type]
+
+
+class Params(_Strict):
+    """The validated params of one run, with the recipe already resolved for its dataset."""
+
+    dataset: str
+    norm: str
+    groups: int
+    l1: float
+    l2: float
+    seed: int
+    device: str
+    limit: int
+    engine: Engine
+    recipe: Recipe
+
+    @property
+    def variant(self) -> str:
+        """Short name used in titles and reports, e.g. 'gn4+l1=0.0001'."""
+        name = f"gn{self.groups}" if self.norm == "gn" else self.norm
+        for key in ("l1", "l2"):
+            if getattr(self, key):
+                name += f"+{key}={getattr(self, key):g}"
+        return name
+
+
+def _describe(err: dict, prefix: str = "") -> str:
+    loc = prefix + ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"params.yaml: unknown key '{loc}' (a typo?)"
+    if err["type"] == "missing":
+        return f"params.yaml: missing key '{loc}'"
+    return f"params.yaml: {loc} = {err['input']!r}: {err['msg']}"
+
+
+def _fail(exc: ValidationError, prefix: str = "") -> NormlabError:
+    return NormlabError("\n".join(_describe(e, prefix) for e in exc.errors()))
+
+
+def parse(raw: Any) -> Params:
+    """Validate a params mapping (as loaded from params.yaml) into `Params`."""
+    if not isinstance(raw, dict):
+        raise NormlabError("params.yaml: expected a mapping of keys to values at the top level")
+    try:
+        top = _Top.model_validate(raw)
+    except ValidationError as exc:
+        raise _fail(exc) from None
+    if top.dataset not in top.recipes:
+        raise NormlabError(f"params.yaml: missing key 'recipes.{top.dataset}' (the recipe for dataset={top.dataset})")
+    unknown = sorted(set(top.train) - set(Recipe.model_fields))
+    if unknown:
+        allowed = ", ".join(Recipe.model_fields)
+        raise NormlabError(f"params.yaml: unknown key 'train.{unknown[0]}' (allowed: {allowed})")
+    overrides = {k: v for k, v in top.train.items() if v != "auto"}
+    merged = {**top.recipes[top.dataset], **overrides}
+    try:
+        recipe = Recipe.model_validate(merged)
+    except ValidationError as exc:
+        bad = exc.errors()[0]["loc"][0] if exc.errors()[0]["loc"] else ""
+        raise _fail(exc, "train." if bad in overrides else f"recipes.{top.dataset}.") from None
+    fields = top.model_dump(exclude={"data", "train", "recipes", "engine"})
+    return Params(**fields, limit=top.data.limit, engine=top.engine, recipe=recipe)
+
+
+def load(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; any problem is a one-line `NormlabError`."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise NormlabError(f"{path}: not found (run from the repository root)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise NormlabError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse(raw)

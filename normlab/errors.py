@@ -1,0 +1,25 @@
+"""The one exception type users see, and the stage entry point that turns it into one line.
+
+Anything a user can cause (a bad param, a missing or corrupt data file, a diverged run) raises
+`NormlabError` with a message that names the key or file and what is allowed. `run_stage`
+prints that message and exits non-zero, so nobody has to read a traceback to fix a typo.
+"""
+
+import sys
+from typing import Callable
+
+
+class NormlabError(Exception):
+    """A problem the user can fix; the message is the whole explanation."""
+
+
+def run_stage(stage: Callable[[], None]) -> None:
+    """Run a stage's main(); turn user errors and Ctrl-C into one line and a non-zero exit."""
+    try:
+        stage()
+    except NormlabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: outputs already written are intact; rerun to resume", file=sys.stderr)
+        sys.exit(130)

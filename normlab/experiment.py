@@ -1,0 +1,73 @@
+"""Everything a stage derives from validated params: device, resident data, model, batcher.
+
+Train and evaluate both start here, so they cannot disagree about normalisation statistics,
+class names or the model they build.
+"""
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ContextManager
+
+import torch
+from torch import nn
+
+from normlab import data, models
+from normlab.config import Params
+from normlab.engine import Batcher, check_batch, make_augment, pick_device, seed_everything
+from normlab.errors import NormlabError
+
+RAW = Path("data/raw")
+
+
+@dataclass
+class Experiment:
+    device: torch.device
+    train: data.Split
+    test: data.Split
+    classes: tuple[str, ...]
+    model: nn.Module
+    batcher: Batcher
+    autocast: Callable[[], ContextManager]
+
+
+def make_autocast(device: torch.device, amp: str) -> Callable[[], ContextManager]:
+    """bf16 autocast on CUDA (`auto` or `bf16`); plain float32 elsewhere unless asked."""
+    if amp == "bf16" or (amp == "auto" and device.type == "cuda"):
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def model_for(params: Params, in_channels: int, classes: int) -> nn.Module:
+    """Build the recipe's network; raises a one-line error for a `groups` that does not fit."""
+    r = params.recipe
+    return models.build(r.model, params.norm, params.groups, r.dropout, in_channels, classes)
+
+
+def validate(params: Params) -> None:
+    """The checks that need more than params.yaml: device present, sizes, groups per layer."""
+    pick_device(params.device)
+    spec = data.spec(params.dataset)
+    if params.limit > spec.n_train:
+        raise NormlabError(f"params.yaml: data.limit = {params.limit}: larger than the {spec.n_train} training "
+                           f"images of {params.dataset} (allowed: 0 = all, or 1..{spec.n_train})")
+    check_batch(params.recipe.batch_size, params.limit or spec.n_train)
+    model_for(params, spec.channels, len(spec.classes))
+
+
+def prepare(params: Params, root: Path = RAW) -> Experiment:
+    """Validate, seed, pick the device, load the dataset onto it and build the model."""
+    validate(params)
+    device = pick_device(params.device)
+    seed_everything(params.seed)
+    spec = data.spec(params.dataset)
+    train, test = data.load(params.dataset, root / params.dataset, params.limit)
+    train = data.Split(train.images.to(device), train.labels.to(device))
+    test = data.Split(test.images.to(device), test.labels.to(device))
+    model = model_for(params, train.images.shape[1], len(spec.classes)).to(device)
+    if params.engine.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    r = params.recipe
+    augment = make_augment(r.rotate, r.crop, r.flip, r.cutout, train.images.shape[-1])
+    batcher = Batcher.fit(train.images, augment=augment, channels_last=params.engine.channels_last)
+    return Experiment(device, train, test, spec.classes, model, batcher, make_autocast(device, params.engine.amp))

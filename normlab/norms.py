@@ -1,0 +1,43 @@
+"""The normalization layers under study, all from torch.nn, chosen by one name.
+
+LayerNorm and InstanceNorm are GroupNorm with 1 and C groups: the same layer at two extremes
+(Wu & He 2018). So LN normalises each sample over (C, H, W) with a per-channel affine (2·C
+parameters) — which `nn.LayerNorm([C, H, W])` would not: it learns C·H·W of each.
+"""
+
+from torch import nn
+
+from normlab.errors import NormlabError
+
+# What each norm averages over, for an N×C×H×W input (used by the explainer and the README).
+AXES = {
+    "bn": "each channel over (N, H, W): statistics of the whole batch",
+    "gn": "each sample, over each group of C/groups channels × (H, W)",
+    "ln": "each sample over (C, H, W): GroupNorm with 1 group",
+    "in": "each sample and channel over (H, W): GroupNorm with C groups",
+    "none": "nothing: identity",
+}
+
+
+def check_groups(groups: int, channels: int, layer: str) -> None:
+    """GroupNorm needs `groups` to divide the layer's channels; name the layer when it does not."""
+    if channels % groups:
+        divisors = [g for g in range(1, channels + 1) if channels % g == 0]
+        raise NormlabError(f"params.yaml: groups = {groups} does not divide the {channels} channels of "
+                           f"layer '{layer}' (norm=gn; divisors of {channels}: {divisors})")
+
+
+def make_norm(norm: str, channels: int, groups: int, layer: str) -> nn.Module:
+    """The norm layer for `channels` feature maps; `layer` names it in errors."""
+    if norm == "bn":
+        return nn.BatchNorm2d(channels)
+    if norm == "gn":
+        check_groups(groups, channels, layer)
+        return nn.GroupNorm(groups, channels)
+    if norm == "ln":
+        return nn.GroupNorm(1, channels)
+    if norm == "in":
+        return nn.GroupNorm(channels, channels)
+    if norm == "none":
+        return nn.Identity()
+    raise NormlabError(f"params.yaml: norm = {norm!r}: allowed {', '.join(AXES)}")
