@@ -40,7 +40,7 @@ def main() -> None:
 
         seconds = fit(model, exp.train, exp.test, exp.batcher, run, exp.autocast, checkpoint, log)
     state = {"model": exp.model.state_dict(), "history": run.history, "seconds": seconds,
-             "device": str(exp.device), "torch": torch.__version__}
+             "device": str(exp.device), "torch": str(torch.__version__)}
     with atomic_path(MODEL) as tmp:
         torch.save(state, tmp)
     print(f"saved {MODEL}: {r.epochs} epochs in {seconds:.1f}s, final test acc {run.history[-1]['test/acc']:.2f}%")
