@@ -213,8 +213,12 @@ def check_batch(batch_size: int, n: int) -> None:
 
 
 def fit(model: nn.Module, train: Split, test: Split, batcher: Batcher, run: Run, autocast,
-        checkpoint: Checkpoint, log: Callable[[dict], None]) -> float:
+        checkpoint: Checkpoint, log: Callable[[dict], None],
+        probe: Callable[[nn.Module], dict] | None = None) -> float:
     """Train for `run.epochs`, resuming from `checkpoint` if it holds this run; return seconds spent.
+
+    `probe(model)`, if given, runs after each epoch (outside the timed part); the dict it returns
+    is merged into that epoch's record (e.g. features.feature_probe's percentiles).
 
     The RNG is reseeded from (seed, epoch) at each epoch start, so an epoch resumed after a
     kill draws exactly the same shuffles, augmentations and dropout masks as it would have.
@@ -235,6 +239,8 @@ def fit(model: nn.Module, train: Split, test: Split, batcher: Batcher, run: Run,
         result = evaluate(model, test, batcher, run.eval_batch_size, autocast)
         seconds += time.perf_counter() - start
         record = epoch_record(model, run, stats, result, sched.get_last_lr()[0])
+        if probe is not None:
+            record.update(probe(model))
         run.history.append(record)
         checkpoint.save(model, opt, sched, run, seconds)
         log(record)

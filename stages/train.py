@@ -10,12 +10,14 @@ from normlab.checkpoint import Checkpoint, fingerprint
 from normlab.engine import Run, fit
 from normlab.errors import run_stage
 from normlab.experiment import prepare
+from normlab.features import feature_probe
 from normlab.io import atomic_path
 from normlab.models import count_params
 
 MODEL = Path("model/model.pt")
 CHECKPOINT = Path("model/checkpoint.pt")
 LIVE = "dvclive"
+PROBE_IMAGES = 256  # the first N test images: the fixed batch whose features are tracked per epoch
 
 
 def main() -> None:
@@ -38,7 +40,8 @@ def main() -> None:
                     live.log_metric(key, value)
             live.next_step()
 
-        seconds = fit(model, exp.train, exp.test, exp.batcher, run, exp.autocast, checkpoint, log)
+        probe = feature_probe(exp.batcher(exp.test.images[:PROBE_IMAGES], train=False))
+        seconds = fit(model, exp.train, exp.test, exp.batcher, run, exp.autocast, checkpoint, log, probe)
     state = {"model": exp.model.state_dict(), "history": run.history, "seconds": seconds,
              "device": str(exp.device), "torch": str(torch.__version__)}
     with atomic_path(MODEL) as tmp:
