@@ -5,6 +5,8 @@ BIN     := $(VENV)/bin
 # Stage commands call `python`: the venv's, whether or not the user activated it.
 export PATH := $(abspath $(BIN)):$(PATH)
 STAMP   := $(VENV)/.installed
+# `dvc plots show` page with vega inlined, so charts draw offline (.dvc/config names it).
+TEMPLATE := .dvc/plots_template.html
 
 .PHONY: repro test install clean
 
@@ -15,13 +17,21 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# vega, vega-lite and vega-embed from the npm registry (pinned in package-lock.json), inlined by
+# scripts/plots_template.py. Without npm or the registry, the template is DVC's CDN page (a warning).
+$(TEMPLATE): package.json package-lock.json .npmrc scripts/plots_template.py
+	@if ! command -v npm >/dev/null; then echo "warning: npm not found: dvc plots show will load vega from a CDN"; \
+	elif ! npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; then \
+	  echo "warning: npm ci failed: dvc plots show will load vega from a CDN"; fi
+	$(PY) scripts/plots_template.py
 
-repro: $(STAMP)
+install: $(STAMP) $(TEMPLATE)
+
+repro: $(STAMP) $(TEMPLATE)
 	$(BIN)/dvc repro
 
-test: $(STAMP)
+test: $(STAMP) $(TEMPLATE)
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) node_modules $(TEMPLATE)
