@@ -206,10 +206,15 @@ def epoch_record(model: nn.Module, run: Run, train_stats: dict, test: Evaluation
     }
 
 
-def check_batch(batch_size: int, n: int) -> None:
+def check_batch(batch_size: int, n: int, epochs: int, schedule: str) -> None:
+    """The batch must fit the data, and a one-cycle schedule needs a few steps to have a shape."""
     if batch_size > n:
         raise NormlabError(f"params.yaml: train.batch_size = {batch_size}: larger than the {n} training images "
                            f"(allowed: 1..{n}, or raise data.limit)")
+    steps = epochs * (n // batch_size)
+    if schedule == "onecycle" and steps < 8:
+        raise NormlabError(f"params.yaml: train.schedule = onecycle needs >= 8 steps, this run has {steps} "
+                           f"(epochs x images // batch_size): raise train.epochs or data.limit, or use constant")
 
 
 def fit(model: nn.Module, train: Split, test: Split, batcher: Batcher, run: Run, autocast,
@@ -223,7 +228,7 @@ def fit(model: nn.Module, train: Split, test: Split, batcher: Batcher, run: Run,
     The RNG is reseeded from (seed, epoch) at each epoch start, so an epoch resumed after a
     kill draws exactly the same shuffles, augmentations and dropout masks as it would have.
     """
-    check_batch(run.batch_size, len(train.labels))
+    check_batch(run.batch_size, len(train.labels), run.epochs, run.schedule)
     steps = len(train.labels) // run.batch_size
     opt = make_optimizer(model, run.lr, run.momentum, run.l2)
     sched = make_scheduler(opt, run.schedule, run.lr, run.epochs * steps)
