@@ -281,7 +281,8 @@ class Split:
 
 
 def _split(images: np.ndarray, labels: np.ndarray) -> Split:
-    return Split(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64)))
+    """Own, writable copies: the arrays may be read-only views of a file's bytes."""
+    return Split(torch.from_numpy(np.array(images, order="C")), torch.from_numpy(labels.astype(np.int64)))
 
 
 def _load_idx(root: Path) -> tuple[Split, Split]:
