@@ -201,7 +201,7 @@ def unpack_cifar(archive: Path, dest: Path) -> list[str]:
     truncated archive leaves `dest` as it was.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=dest, prefix=".unpack."))
+    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.unpack."))  # outside the DVC output
     try:
         try:
             with tarfile.open(archive, "r|gz") as tar:

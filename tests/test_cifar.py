@@ -151,6 +151,7 @@ def test_malicious_member_rejected_and_nothing_written(tmp_path, case):
     assert str(archive) in msg and repr(member) in msg and problem in msg
     assert sorted(p.name for p in raw.iterdir()) == [data.CIFAR_TEST]
     assert (raw / data.CIFAR_TEST).read_bytes() == b"old"
+    assert not list(tmp_path.glob(".raw.unpack*"))  # the staging folder is gone
 
 
 def test_missing_member_and_broken_archive(tmp_path):
