@@ -85,7 +85,7 @@ def main() -> None:
         codes = [p.wait() for p in procs]
         wall = time.perf_counter() - start
         print(f"CIFAR-10 PROXY (JPEG copies; NOT CIFAR-10 accuracy); overrides: {args.overrides or 'none'}; "
-              f"{len(works)} runs in parallel, {wall:.0f}s wall in all")
+              f"runs in parallel: {len(works)}, {wall:.0f}s wall in all")
         print(f"{'norm':6} {'params':>7} {'proxy final acc':>16} {'proxy best acc':>15} {'train s':>8}  device")
         for norm, work, code in zip(args.norms, works, codes):
             if code:
