@@ -4,12 +4,18 @@ A file is fetched from the first source that has it with the right md5: the copy
 the repo (`data/<dataset>/`), then `NORMLAB_DATA_MIRROR` (a folder or URL laid out
 `<mirror>/<dataset>/<file>`), then the official host. Each copy lands in a temp file and is
 renamed only after its md5 matches, so a broken transfer never passes as a good file.
+
+MNIST and Fashion-MNIST are gzipped IDX files. CIFAR-10 is the official *binary* archive
+(no unpickling of downloaded data), unpacked member by member against an allow-list.
+`cifar10-proxy` is a separate dataset name for the offline JPEG proxy: it has no published
+md5 and says "PROXY" wherever its results appear, so a `cifar10` run can never use it.
 """
 
 import gzip
 import hashlib
 import os
 import shutil
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +33,23 @@ SHIPPED = Path("data")
 class Spec:
     """What a dataset is made of and where its official copy lives."""
 
-    files: dict[str, str]  # file name → md5
+    files: dict[str, str | None]  # file name → md5 (None: no published checksum; the proxy only)
     urls: tuple[str, ...]  # official base URLs, tried in order
     classes: tuple[str, ...]
     n_train: int
     channels: int = 1
+    format: str = "idx"  # idx: four gzipped IDX files | cifar: binary batches unpacked from one tar.gz
+    note: str = ""  # shown with every result of this dataset (the proxy says it is not CIFAR-10)
 
+
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR_DIR = "cifar-10-batches-bin"  # the one folder inside the official archive
+CIFAR_TRAIN = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+CIFAR_TEST = "test_batch.bin"
+CIFAR_META = "batches.meta.txt"  # class names, one per line
+CIFAR_MEMBERS = (*CIFAR_TRAIN, CIFAR_TEST, CIFAR_META)  # what is unpacked
+CIFAR_ALLOWED = {f"{CIFAR_DIR}/{name}" for name in (*CIFAR_MEMBERS, "readme.html")}  # may be in the archive
+CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte + 1024 R, 1024 G, 1024 B pixel bytes
 
 IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -53,6 +70,23 @@ SPECS: dict[str, Spec] = {
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
         n_train=60000,
     ),
+    "cifar10": Spec(
+        files={"cifar-10-binary.tar.gz": "c32a1d4ab5d03f1284b67883e8d87530"},
+        urls=("https://www.cs.toronto.edu/~kriz/",),
+        classes=CIFAR_CLASSES,
+        n_train=50000,
+        channels=3,
+        format="cifar",
+    ),
+    "cifar10-proxy": Spec(
+        files={"cifar-10-binary-proxy.tar.gz": None},
+        urls=(),  # built locally: `python build.py <mirror>/cifar10-proxy` (../shared/datasets/cifar-10-proxy/)
+        classes=CIFAR_CLASSES,
+        n_train=50000,
+        channels=3,
+        format="cifar",
+        note="PROXY, not CIFAR-10: JPEG copies of its images",
+    ),
 }
 
 
@@ -60,6 +94,12 @@ def spec(dataset: str) -> Spec:
     if dataset not in SPECS:
         raise NormlabError(f"params.yaml: dataset = {dataset!r}: not available (allowed: {', '.join(SPECS)})")
     return SPECS[dataset]
+
+
+def describe(dataset: str) -> str:
+    """The dataset's name as results show it: with its note, so a proxy is never mistaken for the real one."""
+    note = spec(dataset).note
+    return f"{dataset} ({note})" if note else dataset
 
 
 def md5(path: Path) -> str:
@@ -97,9 +137,13 @@ def _copy(source: str, tmp: Path) -> None:
 
 
 def fetch(dataset: str, name: str, dest: Path) -> str:
-    """Put a verified copy of `name` at `dest`; return the source used. One-line error if none works."""
+    """Put a verified copy of `name` at `dest`; return the source used. One-line error if none works.
+
+    A file with no published md5 (the proxy) is taken from the first source that has it, and
+    its md5 is reported instead of checked.
+    """
     want = spec(dataset).files[name]
-    if dest.exists() and md5(dest) == want:
+    if want and dest.exists() and md5(dest) == want:
         return str(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tried = []
@@ -117,15 +161,75 @@ def fetch(dataset: str, name: str, dest: Path) -> str:
                 tried.append(f"{source} ({type(err).__name__})")
                 continue
             got = md5(tmp)
-            if got != want:
+            if want and got != want:
                 tried.append(f"{source} (md5 {got}, expected {want})")
                 continue
             os.replace(tmp, dest)
-            return source
+            return source if want else f"{source} (md5 {got}: no published md5 to check)"
         finally:
             tmp.unlink(missing_ok=True)
-    raise NormlabError(f"{dataset}/{name}: no source worked; tried: {'; '.join(tried)}. "
-                       f"Set {MIRROR_ENV} to a folder or URL laid out <mirror>/{dataset}/{name}")
+    note = f" ({spec(dataset).note})" if spec(dataset).note else ""
+    raise NormlabError(f"{dataset}/{name}: no source worked; tried: {'; '.join(tried) or 'nothing'}. "
+                       f"Set {MIRROR_ENV} to a folder or URL laid out <mirror>/{dataset}/{name}{note}")
+
+
+def _check_member(archive: Path, member: tarfile.TarInfo) -> bool:
+    """True for a file to unpack, False for the archive's own folder; a one-line error for anything else."""
+    name = member.name
+    if name.startswith("/") or Path(name).is_absolute():
+        problem = "absolute path"
+    elif ".." in Path(name).parts:
+        problem = "path with '..'"
+    elif member.isdir() and name.rstrip("/") == CIFAR_DIR:
+        return False
+    elif not member.isfile():
+        problem = "link or special file" if (member.issym() or member.islnk() or member.isdev()
+                                             or member.isfifo()) else "unexpected folder"
+    elif name not in CIFAR_ALLOWED:
+        problem = "unexpected member"
+    else:
+        return True
+    raise NormlabError(f"{archive}: refusing member {name!r} ({problem}); expected only "
+                       f"{CIFAR_DIR}/ with {', '.join(CIFAR_MEMBERS)}, readme.html")
+
+
+def unpack_cifar(archive: Path, dest: Path) -> list[str]:
+    """Unpack the CIFAR-10 binary batches from `archive` into `dest` (flat); return their names.
+
+    One streaming pass, member by member against an allow-list, into a temp folder beside
+    `dest`: files move into place only after the whole archive passed, so a malicious or
+    truncated archive leaves `dest` as it was.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.unpack."))  # outside the DVC output
+    try:
+        try:
+            with tarfile.open(archive, "r|gz") as tar:
+                for member in tar:
+                    base = Path(member.name).name
+                    if _check_member(archive, member) and base in CIFAR_MEMBERS:
+                        with tar.extractfile(member) as src, open(staging / base, "wb") as out:
+                            shutil.copyfileobj(src, out)
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise NormlabError(f"{archive}: not a readable tar.gz archive ({err})") from None
+        missing = [name for name in CIFAR_MEMBERS if not (staging / name).exists()]
+        if missing:
+            raise NormlabError(f"{archive}: missing {', '.join(f'{CIFAR_DIR}/{m}' for m in missing)}")
+        for name in CIFAR_MEMBERS:
+            os.replace(staging / name, dest / name)
+        return list(CIFAR_MEMBERS)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def download(dataset: str, dest: Path) -> list[str]:
+    """Verified files of `dataset` in `dest` (an archive also unpacked); one line per file saying whence."""
+    lines = []
+    for name in spec(dataset).files:
+        lines.append(f"{dest / name}  ← {fetch(dataset, name, dest / name)}")
+        if spec(dataset).format == "cifar":
+            lines += [f"{dest / member}  ← unpacked from {name}" for member in unpack_cifar(dest / name, dest)]
+    return lines
 
 
 def read_idx(path: Path, expect_dims: int) -> np.ndarray:
@@ -144,6 +248,30 @@ def read_idx(path: Path, expect_dims: int) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
+def read_cifar_batch(path: Path, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 binary batch → uint8 images N×3×32×32 and labels, checking the record length."""
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise NormlabError(f"{path}: cannot be read ({err.strerror}); run the download stage") from None
+    if raw.size == 0 or raw.size % CIFAR_RECORD:
+        raise NormlabError(f"{path}: {raw.size} bytes is not a whole number of {CIFAR_RECORD}-byte "
+                           f"CIFAR-10 records (1 label byte + 3072 pixel bytes)")
+    records = raw.reshape(-1, CIFAR_RECORD)
+    labels = records[:, 0]
+    if labels.max() >= classes:
+        raise NormlabError(f"{path}: label {labels.max()} out of range (0..{classes - 1})")
+    return records[:, 1:].reshape(-1, 3, 32, 32), labels
+
+
+def read_classes(path: Path) -> tuple[str, ...]:
+    """Class names from batches.meta.txt: one per line, blank lines ignored."""
+    try:
+        return tuple(line.strip() for line in Path(path).read_text().splitlines() if line.strip())
+    except (OSError, UnicodeDecodeError) as err:
+        raise NormlabError(f"{path}: cannot be read as text ({err})") from None
+
+
 @dataclass
 class Split:
     """Images as uint8 N×C×H×W (kept small; normalised per batch on the device) and int64 labels."""
@@ -152,16 +280,34 @@ class Split:
     labels: torch.Tensor
 
 
-def load(dataset: str, root: Path, limit: int = 0) -> tuple[Split, Split]:
-    """Train and test splits of a downloaded dataset; `limit` > 0 keeps the first N training images."""
-    spec(dataset)
+def _split(images: np.ndarray, labels: np.ndarray) -> Split:
+    """Own, writable copies: the arrays may be read-only views of a file's bytes."""
+    return Split(torch.from_numpy(np.array(images, order="C")), torch.from_numpy(labels.astype(np.int64)))
+
+
+def _load_idx(root: Path) -> tuple[Split, Split]:
     names = IDX_FILES
     arrays = [read_idx(root / name, 3 if "images" in name else 1) for name in names]
     for images, labels, name in ((arrays[0], arrays[1], names[0]), (arrays[2], arrays[3], names[2])):
         if len(images) != len(labels):
             raise NormlabError(f"{root / name}: {len(images)} images but {len(labels)} labels")
-    train = Split(torch.from_numpy(arrays[0].copy()).unsqueeze(1), torch.from_numpy(arrays[1].astype(np.int64)))
-    test = Split(torch.from_numpy(arrays[2].copy()).unsqueeze(1), torch.from_numpy(arrays[3].astype(np.int64)))
+    return _split(arrays[0][:, None], arrays[1]), _split(arrays[2][:, None], arrays[3])
+
+
+def _load_cifar(root: Path, classes: tuple[str, ...]) -> tuple[Split, Split]:
+    """The five training batches and the test batch; the class names must be the spec's."""
+    found = read_classes(root / CIFAR_META)
+    if found != classes:
+        raise NormlabError(f"{root / CIFAR_META}: class names {list(found)} differ from {list(classes)}")
+    batches = [read_cifar_batch(root / name, len(classes)) for name in CIFAR_TRAIN]
+    train = _split(np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
+    return train, _split(*read_cifar_batch(root / CIFAR_TEST, len(classes)))
+
+
+def load(dataset: str, root: Path, limit: int = 0) -> tuple[Split, Split]:
+    """Train and test splits of a downloaded dataset; `limit` > 0 keeps the first N training images."""
+    s = spec(dataset)
+    train, test = _load_cifar(root, s.classes) if s.format == "cifar" else _load_idx(root)
     if limit:
         train = Split(train.images[:limit], train.labels[:limit])
     return train, test

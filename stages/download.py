@@ -1,6 +1,8 @@
-"""Stage `download`: verified copies of the dataset's files in data/raw/<dataset>/."""
+"""Stage `download`: verified copies of the dataset's files in data/raw/<dataset>/.
 
-from pathlib import Path
+For CIFAR-10 the verified archive is kept (so a rerun re-checks its md5 instead of fetching
+again) and its binary batches are unpacked beside it.
+"""
 
 from normlab import config, data
 from normlab.errors import run_stage
@@ -9,10 +11,10 @@ from normlab.experiment import RAW
 
 def main() -> None:
     params = config.load()
-    dest = RAW / params.dataset
-    for name in data.spec(params.dataset).files:
-        source = data.fetch(params.dataset, name, dest / name)
-        print(f"{dest / name}  ← {source}  (md5 ok)")
+    for line in data.download(params.dataset, RAW / params.dataset):
+        print(line)
+    if data.spec(params.dataset).note:
+        print(f"*** {data.describe(params.dataset)} ***")
 
 
 if __name__ == "__main__":

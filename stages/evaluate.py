@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from normlab import config, plots
+from normlab import config, data, plots
 from normlab.engine import evaluate
 from normlab.errors import NormlabError, run_stage
 from normlab.experiment import prepare
@@ -44,13 +44,14 @@ def main() -> None:
         "params": count_params(exp.model),
         "weights": {"abs_sum": round(last["weights/abs_sum"], 4), "small_frac": round(last["weights/small_frac"], 5)},
     })
-    write_json("metrics/run.json", {"seconds": round(state["seconds"], 2),
+    # `data` names the dataset as results must show it: a proxy run says PROXY here and in every title.
+    write_json("metrics/run.json", {"data": data.describe(params.dataset), "seconds": round(state["seconds"], 2),
                                     "seconds_per_epoch": round(state["seconds"] / len(history), 3),
                                     "device": state["device"], "torch": state["torch"]})
     names = np.array(exp.classes)
     write_text("plots/confusion.csv", "actual,predicted\n" + "".join(
         f"{a},{p}\n" for a, p in zip(names[actual], names[predicted])))
-    title = f"{params.dataset} {params.variant}: test acc {result.acc:.2f}%"
+    title = f"{data.describe(params.dataset)}\n{params.variant}: test acc {result.acc:.2f}%"
     plots.confusion_png(plots.confusion_matrix(actual, predicted, len(names)), exp.classes, title,
                         Path("plots/confusion.png"))
     wrong = np.flatnonzero(actual != predicted)[:25]

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from dvclive import Live
 
-from normlab import config
+from normlab import config, data
 from normlab.checkpoint import Checkpoint, fingerprint
 from normlab.engine import Run, fit
 from normlab.errors import run_stage
@@ -25,7 +25,7 @@ def main() -> None:
     exp = prepare(params)
     r = params.recipe
     norms = sorted({type(m).__name__ for m in exp.model.modules() if "Norm" in type(m).__name__})
-    print(f"{params.dataset}: {len(exp.train.labels)} train / {len(exp.test.labels)} test images on {exp.device}; "
+    print(f"{data.describe(params.dataset)}: {len(exp.train.labels)} train / {len(exp.test.labels)} test images on {exp.device}; "
           f"model {r.model} {count_params(exp.model):,} params, norm={params.norm} ({', '.join(norms) or 'none'}), "
           f"l1={params.l1:g} (added to the loss), l2={params.l2:g} (weight decay)")
     run = Run(r.epochs, r.batch_size, r.lr, r.momentum, r.schedule, params.l1, params.l2, params.seed,
