@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 STAMP   := $(VENV)/.installed
 
-.PHONY: repro test install clean
+.PHONY: repro test bench install clean
 
 # The venv is rebuilt only when the pinned dependencies change.
 $(STAMP): pyproject.toml requirements.lock
@@ -22,6 +22,11 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Seed-style loop vs normlab's engine, same model and steps (not part of `make test`).
+# Extra options: make bench BENCH_ARGS="--device cuda --steps 400 --stage"
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV)
