@@ -145,12 +145,8 @@ def normlab_train(exp, params, net, opt, sched, seed: int) -> float:
 def stage_seconds(params_path: Path, device: str) -> float:
     """Run the real `train` stage with the default recipe in a temp copy of the repo; wall seconds."""
     with tempfile.TemporaryDirectory(prefix="normlab-bench-") as tmp:
-        tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                                 check=True).stdout.split()
-        for name in tracked:
-            if (ROOT / name).is_file():
-                (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / name, Path(tmp) / name)
+        for folder in ("stages", "normlab"):
+            shutil.copytree(ROOT / folder, Path(tmp) / folder)
         shutil.copytree(ROOT / "data" / "mnist", Path(tmp) / "data" / "raw" / "mnist", dirs_exist_ok=True)
         text = params_path.read_text().replace("device: auto", f"device: {device}", 1)
         (Path(tmp) / "params.yaml").write_text(text)
@@ -251,6 +247,7 @@ def main() -> None:
     rate = {arm: images / statistics.median(t) for arm, t in times.items()}
     n_test = len(full.test.labels)
     eval_ref = statistics.median(reference_eval(ref_model, test_loader, device) for _ in range(3))
+    evaluate(net, full.test, exp.batcher, eval_batch, exp.autocast)  # warm (a compiled net compiles eval mode)
     eval_times = []
     for _ in range(3):
         sync(device)

@@ -42,7 +42,8 @@ def seed_everything(seed: int) -> None:
     """Seed every RNG torch uses and ask for deterministic kernels (exact repeats on CPU).
 
     The flag is set through torch._C: the public `use_deterministic_algorithms` also imports
-    torch._inductor to set its flag, ~1.3 s of CPU at every stage start (compile_model sets it).
+    torch._inductor to set its flag, ~1.3 s of CPU at start-up (evaluate then never imports it;
+    train does anyway, via torch.optim); compile_model sets the inductor flag when it is used.
     Deterministic mode would also fill every new tensor with NaN (a debugging aid that catches
     reads of uninitialised memory); that costs ~200 fills a step and changes no result.
     """
@@ -99,7 +100,7 @@ class RandomRotation(nn.Module):
 
 def make_augment(rotate: float, crop: int, flip: bool, cutout: int, size: int) -> nn.Module | None:
     """Batch augmentation on the device (kornia; rotation by hand, see RandomRotation), or None."""
-    if crop or flip or cutout:  # kornia adds ~0.5 s to start-up: imported only when used
+    if crop or flip or cutout:  # importing kornia costs ~0.5-1 s of start-up: only when used
         import kornia.augmentation as K
 
     ops: list[nn.Module] = []
@@ -207,8 +208,10 @@ def train_epoch(model: nn.Module, opt, sched, split: Split, batcher: Batcher, ru
     perm = torch.randperm(n, device=split.labels.device)
     step_loss = torch.zeros(steps, device=split.labels.device)
     hits = torch.zeros((), device=split.labels.device)
+    compiled = hasattr(model, "_orig_mod")  # torch.compile's wrapper; tested so eager runs never import inductor
     for step in range(steps):
-        torch.compiler.cudagraph_mark_step_begin()  # a compiled model's CUDA graph may reuse its buffers now
+        if compiled:
+            torch.compiler.cudagraph_mark_step_begin()  # the CUDA graph may now reuse its buffers
         idx = perm[step * run.batch_size:(step + 1) * run.batch_size]
         x, y = batcher(split.images[idx], train=True), split.labels[idx]
         with autocast():
