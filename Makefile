@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 # `dvc plots show` page with vega inlined, so charts draw offline (.dvc/config names it).
 TEMPLATE := .dvc/plots_template.html
 
-.PHONY: repro test install clean
+.PHONY: repro test bench install clean
 
 # The venv is rebuilt only when the pinned dependencies change.
 $(STAMP): pyproject.toml requirements.lock
@@ -32,6 +32,11 @@ repro: $(STAMP) $(TEMPLATE)
 
 test: $(STAMP) $(TEMPLATE)
 	$(BIN)/python -m pytest
+
+# Seed-style loop vs normlab's engine, same model and steps (not part of `make test`).
+# Extra options: make bench BENCH_ARGS="--device cuda --steps 400 --stage"
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules $(TEMPLATE)

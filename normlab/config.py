@@ -56,6 +56,7 @@ class Engine(_Strict):
     amp: Literal["auto", "off", "bf16"]
     compile: bool
     eval_batch_size: int = Field(ge=1)
+    threads: int = Field(ge=0)  # torch intra-op threads; 0 = torch's default (one per core)
 
 
 class _Top(_Strict):

@@ -6,11 +6,13 @@ augmented as whole batches (kornia). Nothing is read back to the host inside an 
 and hits accumulate on the device and are read once per epoch.
 """
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+import torch.utils.deterministic
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
@@ -37,9 +39,17 @@ def pick_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed every RNG torch uses and ask for deterministic kernels (exact repeats on CPU)."""
+    """Seed every RNG torch uses and ask for deterministic kernels (exact repeats on CPU).
+
+    The flag is set through torch._C: the public `use_deterministic_algorithms` also imports
+    torch._inductor to set its flag, ~1.3 s of CPU at start-up (evaluate then never imports it;
+    train does anyway, via torch.optim); compile_model sets the inductor flag when it is used.
+    Deterministic mode would also fill every new tensor with NaN (a debugging aid that catches
+    reads of uninitialised memory); that costs ~200 fills a step and changes no result.
+    """
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 @dataclass
@@ -67,9 +77,31 @@ class Batcher:
         return x
 
 
+class RandomRotation(nn.Module):
+    """Rotate each image by its own uniform angle in ±`degrees` about the centre (bilinear, zero fill).
+
+    Why not kornia's RandomRotation: it costs ~1.1 ms of host time per batch whatever the batch
+    size (it draws its parameters on the CPU and builds them op by op), more than a whole GPU
+    step of this net; here the angles are drawn on the device and the warp is one
+    affine_grid + grid_sample, which torch.compile / CUDA graphs can capture.
+    """
+
+    def __init__(self, degrees: float):
+        super().__init__()
+        self.radians = math.radians(degrees)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angle = (torch.rand(x.shape[0], device=x.device) * 2 - 1) * self.radians
+        cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
+        theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def make_augment(rotate: float, crop: int, flip: bool, cutout: int, size: int) -> nn.Module | None:
-    """Batch augmentation on the device (kornia), or None when every knob is off."""
-    import kornia.augmentation as K
+    """Batch augmentation on the device (kornia; rotation by hand, see RandomRotation), or None."""
+    if crop or flip or cutout:  # importing kornia costs ~0.5-1 s of start-up: only when used
+        import kornia.augmentation as K
 
     ops: list[nn.Module] = []
     if crop:
@@ -77,11 +109,19 @@ def make_augment(rotate: float, crop: int, flip: bool, cutout: int, size: int) -
     if flip:
         ops.append(K.RandomHorizontalFlip())
     if rotate:
-        ops.append(K.RandomRotation(degrees=rotate, p=1.0))
+        ops.append(RandomRotation(rotate))
     if cutout:
         area = cutout * cutout / (size * size)
         ops.append(K.RandomErasing(scale=(area, area), ratio=(1.0, 1.0), p=1.0))
     return nn.Sequential(*ops) if ops else None
+
+
+def compile_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """torch.compile, with CUDA graphs on CUDA: a 9k-parameter net is bound by kernel launches
+    there, and replaying a captured graph removes them. On a CPU it does not pay (compiling
+    took ~90 s on 2 cores and the compiled step was no faster), hence `engine.compile: false`."""
+    torch.use_deterministic_algorithms(True, warn_only=True)  # now also for inductor's kernels
+    return torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else "default")
 
 
 def weight_stats(model: nn.Module) -> tuple[float, float, float]:
@@ -168,7 +208,10 @@ def train_epoch(model: nn.Module, opt, sched, split: Split, batcher: Batcher, ru
     perm = torch.randperm(n, device=split.labels.device)
     step_loss = torch.zeros(steps, device=split.labels.device)
     hits = torch.zeros((), device=split.labels.device)
+    compiled = hasattr(model, "_orig_mod")  # torch.compile's wrapper; tested so eager runs never import inductor
     for step in range(steps):
+        if compiled:
+            torch.compiler.cudagraph_mark_step_begin()  # the CUDA graph may now reuse its buffers
         idx = perm[step * run.batch_size:(step + 1) * run.batch_size]
         x, y = batcher(split.images[idx], train=True), split.labels[idx]
         with autocast():

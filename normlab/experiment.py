@@ -60,6 +60,8 @@ def prepare(params: Params, root: Path = RAW) -> Experiment:
     """Validate, seed, pick the device, load the dataset onto it and build the model."""
     validate(params)
     device = pick_device(params.device)
+    if params.engine.threads:
+        torch.set_num_threads(params.engine.threads)
     seed_everything(params.seed)
     spec = data.spec(params.dataset)
     train, test = data.load(params.dataset, root / params.dataset, params.limit)

@@ -7,7 +7,7 @@ from dvclive import Live
 
 from normlab import config, data
 from normlab.checkpoint import Checkpoint, fingerprint
-from normlab.engine import Run, fit
+from normlab.engine import Run, compile_model, fit
 from normlab.errors import run_stage
 from normlab.experiment import prepare
 from normlab.features import feature_probe
@@ -31,7 +31,7 @@ def main() -> None:
     run = Run(r.epochs, r.batch_size, r.lr, r.momentum, r.schedule, params.l1, params.l2, params.seed,
               params.engine.eval_batch_size)
     checkpoint = Checkpoint(CHECKPOINT, fingerprint(params.model_dump()))
-    model = torch.compile(exp.model) if params.engine.compile else exp.model
+    model = compile_model(exp.model, exp.device) if params.engine.compile else exp.model
     with Live(LIVE, dvcyaml=False, save_dvc_exp=False, report=None) as live:
         def log(record: dict) -> None:
             live.step = record["epoch"]

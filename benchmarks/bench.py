@@ -1,0 +1,284 @@
+"""Benchmark: normlab's trainer against a seed-style training loop, same model, same steps.
+
+    python benchmarks/bench.py                      # CPU (or CUDA when present), ~2 min on 2 cores
+    python benchmarks/bench.py --device cuda --steps 400 --repeats 5
+    python benchmarks/bench.py --stage              # also time the real `train` stage (minutes)
+
+Both arms train a fresh copy of the params.yaml model (same norm, seed, batch size, SGD and
+one-cycle schedule over the same number of steps) on real MNIST from data/mnist/, after a
+warm-up on a throw-away copy; the arms alternate `--repeats` times and the medians are shown,
+because a shared machine is noisy. The arms differ only in how the loop is written:
+
+- reference: what the seed notebooks do — a `Dataset` returning one tensor per sample with its
+  own random rotation (±rotate°, bilinear, zero fill, as RandomRotation) and normalisation, a
+  `DataLoader(shuffle=True, num_workers=…)`, `loss.item()` and the hit count read every step,
+  float32, default memory format;
+- normlab: `experiment.prepare(params)` + `engine.train_epoch`, exactly what `dvc repro` runs
+  (`data.limit` = steps × batch size, so one epoch is the timed steps).
+
+Each arm's model is then scored on the whole test set by the same `engine.evaluate`, so the
+table shows that the faster loop learns as well. Needs only torch and this package.
+"""
+
+import argparse
+import contextlib
+import copy
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from normlab import config  # noqa: E402
+from normlab.engine import Run, compile_model, evaluate, make_optimizer, make_scheduler, train_epoch  # noqa: E402
+from normlab.experiment import prepare  # noqa: E402
+
+
+class SeedStyleMnist(Dataset):
+    """Per-sample pipeline of the seeds: ToTensor → RandomRotation → Normalize, one image at a time."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, rotate: float, mean: float, std: float):
+        self.images, self.labels = images, labels
+        self.rotate, self.mean, self.std = rotate, mean, std
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.images[i].float().div(255).unsqueeze(0)  # 1×1×H×W
+        if self.rotate:
+            angle = math.radians((torch.rand(()).item() * 2 - 1) * self.rotate)
+            c, s = math.cos(angle), math.sin(angle)
+            theta = torch.tensor([[[c, -s, 0.0], [s, c, 0.0]]])
+            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return (x[0] - self.mean) / self.std, self.labels[i]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def forever(loader: DataLoader):
+    while True:
+        yield from loader
+
+
+def reference_train(model, opt, sched, batches, steps: int, device: torch.device) -> float:
+    """The seed loop; returns seconds for `steps` steps (host reads every step, as the seeds do)."""
+    model.train()
+    sync(device)
+    start = time.perf_counter()
+    total_loss, correct = 0.0, 0
+    for _ in range(steps):
+        x, y = next(batches)
+        x, y = x.to(device), y.to(device)
+        opt.zero_grad()
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total_loss += loss.item()
+        correct += out.argmax(1).eq(y).sum().item()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def reference_eval(model, loader: DataLoader, device: torch.device) -> float:
+    """The seeds' test loop: per-batch `.item()`; returns seconds."""
+    model.eval()
+    sync(device)
+    start = time.perf_counter()
+    loss, correct = 0.0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            out = model(x)
+            loss += F.cross_entropy(out, y, reduction="sum").item()
+            correct += out.argmax(1).eq(y).sum().item()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def run_for(params, seed: int) -> Run:
+    r = params.recipe
+    return Run(r.epochs, r.batch_size, r.lr, r.momentum, r.schedule, params.l1, params.l2, seed,
+               params.engine.eval_batch_size)
+
+
+def fresh(model, params, seed: int, steps: int):
+    """Re-initialise `model` in place (seeded) and give it the recipe's optimizer and a one-cycle
+    over `steps`; in place, so a compiled model is compiled once, in the warm-up."""
+    torch.manual_seed(seed)
+    for m in model.modules():
+        if m is not model and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    r = params.recipe
+    opt = make_optimizer(model, r.lr, r.momentum, params.l2)
+    return model, opt, make_scheduler(opt, r.schedule, r.lr, steps)
+
+
+def normlab_train(exp, params, net, opt, sched, seed: int) -> float:
+    """One `engine.train_epoch` over the limited split (= the timed steps); returns seconds."""
+    torch.manual_seed(seed)
+    sync(exp.device)
+    start = time.perf_counter()
+    train_epoch(net, opt, sched, exp.train, exp.batcher, run_for(params, seed), exp.autocast, lambda n: None)
+    sync(exp.device)
+    return time.perf_counter() - start
+
+
+def stage_seconds(params_path: Path, device: str) -> float:
+    """Run the real `train` stage with the default recipe in a temp copy of the repo; wall seconds."""
+    with tempfile.TemporaryDirectory(prefix="normlab-bench-") as tmp:
+        for folder in ("stages", "normlab"):
+            shutil.copytree(ROOT / folder, Path(tmp) / folder)
+        shutil.copytree(ROOT / "data" / "mnist", Path(tmp) / "data" / "raw" / "mnist", dirs_exist_ok=True)
+        text = params_path.read_text().replace("device: auto", f"device: {device}", 1)
+        (Path(tmp) / "params.yaml").write_text(text)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "stages.train"], cwd=tmp, check=True)
+        return time.perf_counter() - start
+
+
+def startup_seconds() -> float:
+    """Wall time of `python -m stages.validate` (import + params check + write): a stage's start-up."""
+    with tempfile.TemporaryDirectory(prefix="normlab-bench-") as tmp:
+        shutil.copytree(ROOT / "stages", Path(tmp) / "stages")
+        shutil.copytree(ROOT / "normlab", Path(tmp) / "normlab")
+        shutil.copy2(ROOT / "params.yaml", Path(tmp) / "params.yaml")
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "stages.validate"], cwd=tmp, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: cuda > cpu)")
+    ap.add_argument("--steps", type=int, default=150, help="timed training steps per arm and repeat")
+    ap.add_argument("--warmup", type=int, default=20, help="untimed steps per arm before timing")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating timed runs per arm (median shown)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="reference DataLoader workers (default: 1 on ≤ 2 CPU cores, else min(4, cores - 1))")
+    ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    ap.add_argument("--stage", action="store_true", help="also run and time the real train stage (default recipe)")
+    args = ap.parse_args()
+
+    os.chdir(ROOT)
+    params = config.load(args.params)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    r = params.recipe
+    batch = r.batch_size
+    bench = params.model_copy(update={"device": args.device, "limit": args.steps * batch})
+    exp = prepare(bench, root=ROOT / "data")  # the shipped MNIST files; the same loader dvc repro uses
+    device = exp.device
+    full = prepare(params.model_copy(update={"device": args.device, "limit": 0}), root=ROOT / "data")
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = args.workers if args.workers is not None else (1 if cores <= 2 else min(4, cores - 1))
+    mean, std = exp.batcher.mean.item(), exp.batcher.std.item()
+    cpu_images, cpu_labels = exp.train.images.cpu(), exp.train.labels.cpu()
+    train_set = SeedStyleMnist(cpu_images, cpu_labels, r.rotate, mean, std)
+    loader = DataLoader(train_set, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers,
+                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    test_set = SeedStyleMnist(full.test.images.cpu(), full.test.labels.cpu(), 0, mean, std)
+    test_loader = DataLoader(test_set, batch_size=1000, num_workers=workers,
+                             pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    batches = forever(loader)
+
+    print(f"device {device} ({device_name(device)}), torch {torch.__version__}, cores {cores}, "
+          f"torch threads {torch.get_num_threads()} (interop {torch.get_num_interop_threads()}), "
+          f"reference DataLoader workers {workers}, load average {os.getloadavg()[0]:.1f}")
+    if os.getloadavg()[0] > cores:
+        print("warning: the machine is busy (load > cores): timings are noisy, and with more than one torch "
+              "thread per op they are dominated by waiting for descheduled threads (engine.threads: 1 avoids that)")
+    print(f"model {r.model} norm={params.norm}, batch {batch}, {args.steps} timed steps × {args.repeats} repeats "
+          f"after {args.warmup} warm-up steps; engine {params.engine.model_dump()}")
+
+    ref_model = copy.deepcopy(exp.model).to(memory_format=torch.contiguous_format)
+    nl_model = exp.model
+    net = compile_model(nl_model, device) if params.engine.compile else nl_model  # as stages/train.py does
+
+    # Warm-up of both arms (kernels, allocator, loader workers, compilation); the timed runs
+    # re-initialise the models.
+    reference_train(*fresh(ref_model, bench, 10_000, args.steps), batches, args.warmup, device)
+    warm = prepare(bench.model_copy(update={"limit": args.warmup * batch}), root=ROOT / "data")
+    opt, sched = fresh(nl_model, bench, 10_000, args.warmup)[1:]
+    normlab_train(warm, bench, net, opt, sched, seed=10_000)
+
+    eval_batch = params.engine.eval_batch_size
+    times: dict[str, list[float]] = {"reference": [], "normlab": []}
+    accs: dict[str, list[float]] = {"reference": [], "normlab": []}
+    for rep in range(args.repeats):
+        seed = params.seed + rep
+        model, opt, sched = fresh(ref_model, bench, seed, args.steps)
+        times["reference"].append(reference_train(model, opt, sched, batches, args.steps, device))
+        accs["reference"].append(evaluate(model, full.test, exp.batcher, eval_batch, contextlib.nullcontext).acc)
+        opt, sched = fresh(nl_model, bench, seed, args.steps)[1:]
+        times["normlab"].append(normlab_train(exp, bench, net, opt, sched, seed))
+        accs["normlab"].append(evaluate(nl_model, full.test, exp.batcher, eval_batch, exp.autocast).acc)
+        print(f"  repeat {rep + 1}: reference {times['reference'][-1]:.2f}s, normlab {times['normlab'][-1]:.2f}s")
+
+    images = args.steps * batch
+    rate = {arm: images / statistics.median(t) for arm, t in times.items()}
+    n_test = len(full.test.labels)
+    eval_ref = statistics.median(reference_eval(ref_model, test_loader, device) for _ in range(3))
+    evaluate(net, full.test, exp.batcher, eval_batch, exp.autocast)  # warm (a compiled net compiles eval mode)
+    eval_times = []
+    for _ in range(3):
+        sync(device)
+        start = time.perf_counter()
+        evaluate(net, full.test, exp.batcher, eval_batch, exp.autocast)
+        eval_times.append(time.perf_counter() - start)
+    eval_nl = statistics.median(eval_times)
+
+    n_train = len(full.train.labels)
+    steps_per_epoch = n_train // batch
+    epoch_s = steps_per_epoch * batch / rate["normlab"] + eval_nl
+    ref_epoch_s = steps_per_epoch * batch / rate["reference"] + eval_ref
+    print()
+    print(f"{'':28s}{'reference':>14s}{'normlab':>14s}{'ratio':>9s}")
+    print(f"{'train images/s':28s}{rate['reference']:14,.0f}{rate['normlab']:14,.0f}"
+          f"{rate['normlab'] / rate['reference']:8.2f}×")
+    print(f"{'eval images/s':28s}{n_test / eval_ref:14,.0f}{n_test / eval_nl:14,.0f}{eval_ref / eval_nl:8.2f}×")
+    print(f"{'test acc after the steps, %':28s}{statistics.mean(accs['reference']):14.2f}"
+          f"{statistics.mean(accs['normlab']):14.2f}   (mean of {args.repeats}; "
+          f"ref {', '.join(f'{a:.2f}' for a in accs['reference'])}; "
+          f"normlab {', '.join(f'{a:.2f}' for a in accs['normlab'])})")
+    print(f"{'s per epoch (train + eval)':28s}{ref_epoch_s:14.1f}{epoch_s:14.1f}   (estimated from the rates, "
+          f"{steps_per_epoch} steps + {n_test} test images)")
+    start_s = startup_seconds()
+    print(f"{'stage start-up, s':28s}{'':14s}{start_s:14.2f}   (python -m stages.validate, median of 3)")
+    estimate = r.epochs * epoch_s + start_s
+    print(f"{'train stage, s':28s}{r.epochs * ref_epoch_s:14.0f}{estimate:14.0f}   "
+          f"(estimate: {r.epochs} epochs × s/epoch + start-up)")
+    if args.stage:
+        print(f"{'train stage, s (measured)':28s}{'':14s}{stage_seconds(args.params, args.device):14.1f}")
+
+
+if __name__ == "__main__":
+    main()
