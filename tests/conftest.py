@@ -93,15 +93,17 @@ def run_stage(repo: Path, stage: str, timeout: float = 300) -> subprocess.Comple
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A copy of the code (normlab/, stages/, params.yaml) to run stages in, away from this tree's outputs."""
-    dest = tmp_path / "repo"
-    ignore = shutil.ignore_patterns("__pycache__")
+def copy_code(dest: Path) -> Path:
+    """normlab/, stages/ and params.yaml copied to `dest`: somewhere to run stages away from this tree's outputs."""
     for name in ("normlab", "stages"):
-        shutil.copytree(ROOT / name, dest / name, ignore=ignore)
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "params.yaml", dest / "params.yaml")
     return dest
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return copy_code(tmp_path / "repo")
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import csv
 import json
-import shutil
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +19,7 @@ from normlab.experiment import make_autocast
 from normlab.io import atomic_path, write_json
 from normlab.models import MnistNet
 
-from conftest import ROOT, run_stage, stage_env, synthetic_images, write_dataset, write_params
+from conftest import ROOT, copy_code, run_stage, stage_env, synthetic_images, write_dataset, write_params
 
 # Small enough for a loaded 2-core machine (a few seconds per epoch), long enough to kill mid-run.
 RUN = {"data.limit": 256, "train.epochs": 3, "train.batch_size": 32}
@@ -55,9 +55,7 @@ def _results(repo: Path) -> dict:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict:
     """One uninterrupted train + evaluate of RUN, shared by the determinism and resume tests."""
-    repo = tmp_path_factory.mktemp("reference") / "repo"
-    for name in ("normlab", "stages"):
-        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    repo = copy_code(tmp_path_factory.mktemp("reference") / "repo")
     _train_and_evaluate(_prepare(repo, RUN))
     return _results(repo)
 
@@ -199,3 +197,9 @@ def test_evaluate_refuses_a_model_file_with_a_pickled_object(synthetic_repo):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: model/model.pt:"), result.stderr
     assert not marker.exists() and not (synthetic_repo / "metrics").exists()
+
+
+def test_dvc_analytics_are_off_in_the_committed_config():
+    """DVC would otherwise phone home on every command; the repo's .dvc/config turns it off."""
+    config = (ROOT / ".dvc" / "config").read_text()
+    assert re.search(r"\[core\][^\[]*\banalytics\s*=\s*false", config)
