@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from normlab.errors import NormlabError
 
@@ -25,8 +25,16 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 class _Strict(BaseModel):
-    # A typo such as `nrom:` must fail loudly, never be silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A typo such as `nrom:` must fail loudly, never be silently ignored; `lr: .inf` is no number.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic reads `epochs: true` as 1; a yes/no where a number belongs is a mistake."""
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError("expected a number, not true/false")
+        return value
 
 
 class Recipe(_Strict):

@@ -207,6 +207,7 @@ def train_epoch(model: nn.Module, opt, sched, split: Split, batcher: Batcher, ru
     steps = n // run.batch_size  # equal batches: a last batch of 1 would break BatchNorm
     perm = torch.randperm(n, device=split.labels.device)
     step_loss = torch.zeros(steps, device=split.labels.device)
+    step_total = torch.zeros(steps, device=split.labels.device)  # data + L1: what is optimised
     hits = torch.zeros((), device=split.labels.device)
     compiled = hasattr(model, "_orig_mod")  # torch.compile's wrapper; tested so eager runs never import inductor
     for step in range(steps):
@@ -223,14 +224,19 @@ def train_epoch(model: nn.Module, opt, sched, split: Split, batcher: Batcher, ru
         opt.step()
         sched.step()
         step_loss[step] = data_loss.detach()
+        step_total[step] = loss.detach()
         hits += (logits.argmax(1) == y).sum()
         progress(1)
-    bad = (~torch.isfinite(step_loss)).nonzero()
+    # The optimised loss, not only its data part: a huge l1 can overflow the L1 term first.
+    bad = (~torch.isfinite(step_total)).nonzero()
     if len(bad):
         s = int(bad[0])
-        raise NormlabError(f"diverged at epoch {len(run.history) + 1}, step {s + 1} "
-                           f"(loss={step_loss[s].item()}): lower lr or l1")
+        raise diverged(len(run.history) + 1, s + 1, step_total[s].item())
     return {"train/loss": step_loss.mean().item(), "train/acc": 100.0 * hits.item() / (steps * run.batch_size)}
+
+
+def diverged(epoch: int, step: int, loss: float) -> NormlabError:
+    return NormlabError(f"diverged at epoch {epoch}, step {step} (loss={loss}): lower lr or l1")
 
 
 def epoch_record(model: nn.Module, run: Run, train_stats: dict, test: Evaluation, lr: float) -> dict:
@@ -285,6 +291,8 @@ def fit(model: nn.Module, train: Split, test: Split, batcher: Batcher, run: Run,
                   disable=None) as bar:
             stats = train_epoch(model, opt, sched, train, batcher, run, autocast, bar.update)
         result = evaluate(model, test, batcher, run.eval_batch_size, autocast)
+        if not math.isfinite(result.loss):  # finite train losses can still leave inf/nan BN statistics
+            raise diverged(epoch, steps, result.loss)
         seconds += time.perf_counter() - start
         record = epoch_record(model, run, stats, result, sched.get_last_lr()[0])
         if probe is not None:

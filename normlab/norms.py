@@ -21,7 +21,7 @@ AXES = {
 
 def check_groups(groups: int, channels: int, layer: str) -> None:
     """GroupNorm needs `groups` to divide the layer's channels; name the layer when it does not."""
-    if channels % groups:
+    if groups < 1 or channels % groups:  # groups=0 would be a ZeroDivisionError, not a message
         divisors = [g for g in range(1, channels + 1) if channels % g == 0]
         raise NormlabError(f"params.yaml: groups = {groups} does not divide the {channels} channels of "
                            f"layer '{layer}' (norm=gn; divisors of {channels}: {divisors})")

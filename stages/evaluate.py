@@ -24,7 +24,10 @@ def main() -> None:
     exp = prepare(params)
     if not MODEL.exists():
         raise NormlabError(f"{MODEL}: not found; run the train stage first (dvc repro)")
-    state = torch.load(MODEL, map_location=exp.device, weights_only=True)
+    try:  # weights_only: a model file is data, never code to run
+        state = torch.load(MODEL, map_location=exp.device, weights_only=True)
+    except Exception as err:  # unpicklable, truncated or foreign: one line, not a traceback
+        raise NormlabError(f"{MODEL}: not a loadable normlab model ({type(err).__name__}); rerun train") from None
     exp.model.load_state_dict(state["model"])
     result = evaluate(exp.model, exp.test, exp.batcher, params.engine.eval_batch_size, exp.autocast)
     actual = exp.test.labels.cpu().numpy()

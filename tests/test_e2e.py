@@ -1,0 +1,99 @@
+"""One real run of the user interface: `dvc repro`, `dvc exp run -S norm=ln`, `dvc metrics diff`,
+`dvc plots show`, `dvc exp show`, in a temp git repo holding the tracked files of this one."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, stage_env, write_params
+
+pytestmark = pytest.mark.e2e
+QUICK = {"data.limit": 1000, "train.epochs": 1}
+
+
+def sh(cwd: Path, *cmd: str, timeout: float = 600) -> str:
+    env = {**stage_env(), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    """The tracked files of the repo under test (not its outputs or venv), committed in a new git repo."""
+    dest = tmp_path_factory.mktemp("e2e") / "repo"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split("\0")
+    for rel in filter(None, tracked):
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    write_params(dest, QUICK)
+    sh(dest, "git", "init", "-q")
+    sh(dest, "git", "add", "-A")
+    sh(dest, "git", "commit", "-qm", "normlab under test")
+    return dest
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_repro_then_ln_experiment_metrics_diff_plots_and_exp_show(clone, tmp_path):
+    sh(clone, "dvc", "repro")
+    metrics = json.loads((clone / "metrics/eval.json").read_text())
+    assert 0 <= metrics["test"]["acc"] <= 100 and metrics["test"]["loss"] > 0
+    assert metrics["final"]["epoch"] == 1 and metrics["best"]["epoch"] == 1
+    assert 0 < metrics["params"] < 10_000 and len(metrics["per_class_acc"]) == 10
+    run = json.loads((clone / "metrics/run.json").read_text())
+    assert run["device"] == "cpu" and run["seconds"] > 0
+    for rel in ("model/model.pt", "model/checkpoint.pt", "model/params.json", "dvc.lock",
+                "plots/confusion.csv", "plots/confusion.png", "plots/misclassified.png",
+                "dvclive/plots/metrics/test/acc.tsv", "data/raw/mnist/train-images-idx3-ubyte.gz"):
+        assert (clone / rel).is_file(), rel
+    assert (clone / "plots/confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "up to date" in sh(clone, "dvc", "status")
+    sh(clone, "git", "add", "-A")
+    sh(clone, "git", "commit", "-qm", "baseline: bn")
+
+    sh(clone, "dvc", "exp", "run", "-S", "norm=ln")
+    assert "norm: ln" in (clone / "params.yaml").read_text()
+    assert json.loads((clone / "model/params.json").read_text())["norm"] == "ln"
+
+    diff = json.loads(sh(clone, "dvc", "metrics", "diff", "--json"))
+    changes = _flat(diff["diff"]["metrics/eval.json"]) if "diff" in diff else _flat(diff["metrics/eval.json"])
+    assert changes["test.acc.old"] == metrics["test"]["acc"]
+    assert changes["test.acc.new"] == json.loads((clone / "metrics/eval.json").read_text())["test"]["acc"]
+    assert "params.old" not in changes  # BN and LN have the same parameter count...
+    assert changes["test.loss.old"] != changes["test.loss.new"]  # ...but train differently
+
+    out = tmp_path / "plots-html"
+    sh(clone, "dvc", "plots", "show", "--out", str(out))
+    html = (out / "index.html").read_text()
+    for name in ("loss per epoch", "accuracy per epoch", "plots/confusion.csv", "plots/confusion.png",
+                 "plots/misclassified.png"):
+        assert name in html, name
+
+    rows = json.loads(sh(clone, "dvc", "exp", "show", "--json"))
+    variants = [_exp_params(exp) for row in rows for exp in [row, *_children(row)]]
+    norms = [p.get("norm") for p in variants if p]
+    assert "ln" in norms and "bn" in norms, norms
+
+
+def _children(row: dict) -> list[dict]:
+    return [exp for branch in row.get("experiments") or [] for exp in branch.get("revs", [])]
+
+
+def _exp_params(exp: dict) -> dict:
+    data = exp.get("data") or {}
+    return (data.get("params") or {}).get("params.yaml", {}).get("data", {})

@@ -1,0 +1,205 @@
+"""Training faults: exact repeats, resume after SIGKILL, divergence, atomic writes, safe loading."""
+
+import csv
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from normlab.checkpoint import Checkpoint, fingerprint
+from normlab.data import Split
+from normlab.engine import Batcher, Run, fit, make_optimizer
+from normlab.experiment import make_autocast
+from normlab.io import atomic_path, write_json
+from normlab.models import MnistNet
+
+from conftest import ROOT, copy_code, run_stage, stage_env, synthetic_images, write_dataset, write_params
+
+# Small enough for a loaded 2-core machine (a few seconds per epoch), long enough to kill mid-run.
+RUN = {"data.limit": 256, "train.epochs": 3, "train.batch_size": 32}
+CHECKPOINT = "model/checkpoint.pt"
+
+
+def _prepare(repo: Path, overrides: dict) -> Path:
+    write_dataset(repo / "data" / "raw" / "mnist", n_train=256, n_test=100)
+    write_params(repo, overrides)
+    return repo
+
+
+def _train_and_evaluate(repo: Path) -> None:
+    for stage in ("train", "evaluate"):
+        result = run_stage(repo, stage)
+        assert result.returncode == 0, result.stderr
+
+
+def _tsv_without_time(path: Path) -> list[dict]:
+    """DVCLive's per-epoch rows minus the wall-clock timestamp column."""
+    with open(path) as f:
+        return [{k: v for k, v in row.items() if k != "timestamp"} for row in csv.DictReader(f, delimiter="\t")]
+
+
+def _results(repo: Path) -> dict:
+    plots = sorted((repo / "dvclive" / "plots").rglob("*.tsv"))
+    return {"eval.json": (repo / "metrics/eval.json").read_bytes(),
+            "dvclive/metrics.json": (repo / "dvclive/metrics.json").read_bytes(),
+            "confusion.csv": (repo / "plots/confusion.csv").read_bytes(),
+            **{str(p.relative_to(repo)): _tsv_without_time(p) for p in plots}}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """One uninterrupted train + evaluate of RUN, shared by the determinism and resume tests."""
+    repo = copy_code(tmp_path_factory.mktemp("reference") / "repo")
+    _train_and_evaluate(_prepare(repo, RUN))
+    return _results(repo)
+
+
+def test_same_params_and_seed_give_byte_identical_metrics(repo, reference):
+    _train_and_evaluate(_prepare(repo, RUN))
+    results = _results(repo)
+    assert results == reference
+    assert b'"acc"' in results["eval.json"]
+
+
+def _epochs_done(path: Path) -> int:
+    try:
+        return len(torch.load(path, map_location="cpu", weights_only=True)["history"])
+    except (FileNotFoundError, RuntimeError, EOFError):
+        return 0
+
+
+def test_run_killed_mid_way_resumes_to_identical_metrics(repo, reference):
+    _prepare(repo, RUN)
+    proc = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=repo, env=stage_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while _epochs_done(repo / CHECKPOINT) < 1:
+            assert proc.poll() is None, "train ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 300 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = _epochs_done(repo / CHECKPOINT)
+    assert 1 <= done < RUN["train.epochs"] and not (repo / "model/model.pt").exists()
+
+    resumed = run_stage(repo, "train")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from {CHECKPOINT}: {done} of {RUN['train.epochs']} epochs done" in resumed.stdout
+    assert run_stage(repo, "evaluate").returncode == 0
+    assert _results(repo) == reference
+
+
+def _tiny_fit(model: torch.nn.Module, checkpoint: Checkpoint, epochs: int) -> Run:
+    images, labels = synthetic_images(64, seed=0)
+    split = Split(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels.astype("int64")))
+    run = Run(epochs, 32, 0.05, 0.9, "constant", 0.0, 0.0, 0, 64)
+    autocast = make_autocast(torch.device("cpu"), "off")
+    fit(model, split, split, Batcher.fit(split.images), run, autocast, checkpoint, lambda record: None)
+    return run
+
+
+def test_checkpoint_of_other_params_is_not_resumed(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    params = {"norm": "bn", "lr": 0.05}
+    mine, other = fingerprint(params), fingerprint({**params, "lr": 0.1})
+    assert mine != other
+    torch.manual_seed(0)
+    _tiny_fit(MnistNet("bn", 4, 0.0), Checkpoint(path, other), epochs=1)  # 1 epoch of another run
+
+    def restore(fp: str) -> tuple[float, Run, torch.nn.Module]:
+        torch.manual_seed(1)
+        model = MnistNet("bn", 4, 0.0)
+        run = Run(3, 32, 0.05, 0.9, "constant", 0.0, 0.0, 0, 64)
+        opt = make_optimizer(model, run.lr, run.momentum, run.l2)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        return Checkpoint(path, fp).restore(model, opt, sched, run), run, model
+
+    seconds, run, model = restore(mine)
+    assert seconds == 0.0 and run.history == []
+    torch.manual_seed(1)
+    fresh = MnistNet("bn", 4, 0.0)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+    seconds, run, _ = restore(other)  # guard: the same file is resumed by the run it belongs to
+    assert seconds > 0 and len(run.history) == 1
+
+
+@pytest.mark.parametrize("overrides", [{"train.lr": 1e6}, {"l1": 1e40}], ids=["lr-1e6", "l1-1e40"])
+def test_divergence_stops_with_one_line_and_writes_no_model(synthetic_repo, overrides):
+    write_params(synthetic_repo, {"data.limit": 500, "train.epochs": 2, **overrides})
+    result = run_stage(synthetic_repo, "train")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    line = result.stderr.strip()
+    assert line.startswith("error: diverged at epoch 1, step ") and line.endswith("): lower lr or l1"), line
+    assert "(loss=nan)" in line or "(loss=inf)" in line
+    assert not (synthetic_repo / "model/model.pt").exists()
+    assert not (synthetic_repo / CHECKPOINT).exists()  # a diverged epoch is never checkpointed
+    live = synthetic_repo / "dvclive/metrics.json"  # DVCLive writes {} on exit: no epoch was logged
+    assert not live.exists() or json.loads(live.read_text()) == {}
+    evaluate = run_stage(synthetic_repo, "evaluate")  # so no metrics can be written from it either
+    assert evaluate.returncode == 2 and "model/model.pt: not found" in evaluate.stderr
+    assert not (synthetic_repo / "metrics").exists()
+
+
+def test_atomic_path_keeps_the_old_file_when_the_block_fails(tmp_path):
+    target = tmp_path / "metrics" / "eval.json"
+    write_json(target, {"acc": 99.0})
+    old = target.read_bytes()
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text('{"acc": 1')  # half a file, then the stage dies
+            raise RuntimeError("killed")
+    assert target.read_bytes() == old
+    assert sorted(p.name for p in target.parent.iterdir()) == ["eval.json"]  # no temp file left
+    write_json(target, {"b": 1, "a": 2})
+    assert target.read_text() == '{\n  "a": 2,\n  "b": 1\n}\n'
+
+
+class _Payload:
+    """Unpickling this runs open(marker, 'w'): the stand-in for arbitrary code in a pickle."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_a_checkpoint_with_a_pickled_object_is_ignored_not_executed(tmp_path, capsys):
+    marker, path = tmp_path / "pwned", tmp_path / "checkpoint.pt"
+    torch.save({"fingerprint": "x", "history": [], "model": _Payload(marker)}, path)
+    model = MnistNet("bn", 4, 0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    run = Run(2, 32, 0.1, 0.9, "constant", 0.0, 0.0, 0, 64)
+    assert Checkpoint(path, "x").restore(model, opt, sched, run) == 0.0
+    assert not marker.exists() and run.history == []
+    assert "ignoring checkpoint" in capsys.readouterr().out
+    torch.load(path, weights_only=False)["model"].close()  # guard: the payload is live without weights_only
+    assert marker.exists()
+
+
+def test_evaluate_refuses_a_model_file_with_a_pickled_object(synthetic_repo):
+    marker = synthetic_repo / "pwned"
+    write_params(synthetic_repo, {"data.limit": 500})
+    (synthetic_repo / "model").mkdir()
+    torch.save({"model": _Payload(marker), "history": []}, synthetic_repo / "model/model.pt")
+    result = run_stage(synthetic_repo, "evaluate")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: model/model.pt:"), result.stderr
+    assert not marker.exists() and not (synthetic_repo / "metrics").exists()
+
+
+def test_dvc_analytics_are_off_in_the_committed_config():
+    """DVC would otherwise phone home on every command; the repo's .dvc/config turns it off."""
+    config = (ROOT / ".dvc" / "config").read_text()
+    assert re.search(r"\[core\][^\[]*\banalytics\s*=\s*false", config)
