@@ -53,56 +53,62 @@ class MnistNet(nn.Module):
         return self.head(x).flatten(1)
 
 
-class ResStage(nn.Module):
-    """Conv → max-pool → Norm → ReLU, then a residual conv: y = ReLU(x + Norm(Conv(x))), then Dropout.
+class SepConv(nn.Sequential):
+    """Depthwise 3×3 → pointwise 1×1 → Norm → ReLU: a 3×3 conv's reach for ~1/9 of its weights.
 
-    The widening conv runs before the pool (airbench-style) so each weight sees 4× the pixels
-    for the same parameter count; the residual branch is one conv, which keeps a stage of
-    width 48 at about 35k parameters.
+    Under a 50k-parameter budget this buys depth and width: on the CIFAR-10 proxy (20 epochs,
+    GPU, one seed) it reached BN 83.4 / GN 78.7 / LN 79.5 % where a plain-conv ResNet of the same
+    size reached 79.3 / 74.9 / 74.1 % and underfit (train accuracy 82 %).
     """
 
-    def __init__(self, c_in: int, c_out: int, norm: str, groups: int, dropout: float, name: str):
-        super().__init__()
-        self.down = nn.Sequential(
-            nn.Conv2d(c_in, c_out, 3, padding=1, bias=norm == "none"),
-            nn.MaxPool2d(2),
-            make_norm(norm, c_out, groups, f"{name}.down"),
+    def __init__(self, c_in: int, c_out: int, norm: str, groups: int, name: str):
+        super().__init__(
+            nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, bias=norm == "none"),
+            make_norm(norm, c_out, groups, name),
             nn.ReLU(),
         )
-        self.conv = nn.Conv2d(c_out, c_out, 3, padding=1, bias=norm == "none")
-        self.norm = make_norm(norm, c_out, groups, f"{name}.res")
-        self.drop = nn.Dropout(dropout)
+
+
+class ResStage(nn.Module):
+    """Widen (SepConv) → max-pool, then x + SepConv(…SepConv(x)): the residual keeps depth trainable."""
+
+    def __init__(self, c_in: int, c_out: int, depth: int, norm: str, groups: int, name: str):
+        super().__init__()
+        self.down = nn.Sequential(SepConv(c_in, c_out, norm, groups, f"{name}.down"), nn.MaxPool2d(2))
+        self.res = nn.Sequential(*(SepConv(c_out, c_out, norm, groups, f"{name}.res{i + 1}") for i in range(depth)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.down(x)
-        return self.drop(torch.relu(x + self.norm(self.conv(x))))
+        return x + self.res(x)
 
 
 class ResNet(nn.Module):
-    """32×32 → stem 16 → stage 32 @16×16 → stage 48 @8×8 → global avg pool → linear.
+    """32×32 → stem conv 32 → stage 64 @16×16 → stage 112 @8×8 → global avg pool → dropout → linear.
 
-    About 49.7k parameters with BN/GN/LN/IN (49.5k with `norm=none`); widths 16, 32, 48 admit
-    groups ∈ {1, 2, 4, 8, 16}.
+    49,642 parameters with BN/GN/LN/IN (49,082 with `norm=none`); widths 32, 64, 112 admit
+    groups ∈ {1, 2, 4, 8, 16}. Seven norm layers, each named in errors (stem, stage1.down, …).
     """
 
-    WIDTHS = (16, 32, 48)
+    WIDTHS = (32, 64, 112)
+    DEPTH = 2  # SepConvs in each stage's residual branch
 
     def __init__(self, norm: str, groups: int, dropout: float, in_channels: int = 3, classes: int = 10):
         super().__init__()
-        stem, *stages = self.WIDTHS
+        stem, w1, w2 = self.WIDTHS
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, stem, 3, padding=1, bias=norm == "none"),
             make_norm(norm, stem, groups, "stem"),
             nn.ReLU(),
         )
-        widths = (stem, *stages)
-        self.stages = nn.Sequential(*(ResStage(c_in, c_out, norm, groups, dropout, f"stage{i + 1}")
-                                      for i, (c_in, c_out) in enumerate(zip(widths, widths[1:]))))
-        self.head = nn.Linear(widths[-1], classes)
+        self.stages = nn.Sequential(ResStage(stem, w1, self.DEPTH, norm, groups, "stage1"),
+                                    ResStage(w1, w2, self.DEPTH, norm, groups, "stage2"))
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(w2, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))
-        return self.head(x.mean(dim=(2, 3)))  # global average pooling
+        return self.head(self.drop(x.mean(dim=(2, 3))))  # global average pooling
 
 
 def build(model: str, norm: str, groups: int, dropout: float, in_channels: int, classes: int) -> nn.Module:

@@ -219,14 +219,14 @@ def test_resnet_under_50k_params_for_every_norm(norm):
 def test_resnet_groups_reach_every_norm_layer(groups):
     model = models.build("resnet", "gn", groups, 0.0, 3, 10)
     layers = [m for m in model.modules() if isinstance(m, torch.nn.GroupNorm)]
-    assert len(layers) == 5 and all(m.num_groups == groups for m in layers)
+    assert len(layers) == 7 and all(m.num_groups == groups for m in layers)
 
 
 def test_resnet_groups_that_do_not_divide_a_layer_name_it():
-    with pytest.raises(NormlabError, match=r"groups = 3 does not divide the 16 channels of layer 'stem'"):
+    with pytest.raises(NormlabError, match=r"groups = 3 does not divide the 32 channels of layer 'stem'"):
         models.build("resnet", "gn", 3, 0.0, 3, 10)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    with pytest.raises(NormlabError, match=r"groups = 32 does not divide the 16 channels of layer 'stem'"):
+    with pytest.raises(NormlabError, match=r"groups = 32 does not divide the 112 channels of layer 'stage2.down'"):
         validate(config.parse({**raw, "dataset": "cifar10", "norm": "gn", "groups": 32, "device": "cpu"}))
 
 
