@@ -3,8 +3,10 @@
 Once per epoch, a fixed batch of test images goes through the model in eval mode and the
 1st/20th/80th/99th percentiles of the last conv block's output are recorded before and after
 its norm layer. How wide and how stable those percentiles are is what each norm changes.
-In normlab's blocks (Conv → ReLU → Norm → Dropout) "before the norm" is the ReLU's output, so
-its low percentiles are often 0. Cheap: one forward pass of a few hundred images, no RNG use.
+"Before" is the norm layer's input, "after" its output: in the MNIST net's blocks
+(Conv → ReLU → Norm → Dropout) the input is the ReLU's output, so its low percentiles are often
+0; in the CIFAR net's SepConv (… → Conv → Norm → ReLU) it is the conv's output. Cheap: one
+forward pass of a few hundred images, no RNG use.
 """
 
 from typing import Callable
@@ -12,16 +14,17 @@ from typing import Callable
 import torch
 from torch import nn
 
-from normlab.models import ConvBlock
+from normlab.models import ConvBlock, SepConv
 
 PERCENTILES = (1, 20, 80, 99)
 
 
-def last_block(model: nn.Module) -> ConvBlock:
-    blocks = [m for m in model.modules() if isinstance(m, ConvBlock)]
+def last_norm(model: nn.Module) -> nn.Module:
+    """The norm layer (or Identity, for norm=none) of the model's last conv block; index 2 in both kinds."""
+    blocks = [m for m in model.modules() if isinstance(m, (ConvBlock, SepConv))]
     if not blocks:
-        raise TypeError(f"{type(model).__name__} has no ConvBlock to probe")
-    return blocks[-1]
+        raise TypeError(f"{type(model).__name__} has no conv block to probe")
+    return blocks[-1][2]
 
 
 def percentiles(values: torch.Tensor, prefix: str) -> dict[str, float]:
@@ -32,7 +35,7 @@ def percentiles(values: torch.Tensor, prefix: str) -> dict[str, float]:
 
 
 def feature_probe(images: torch.Tensor) -> Callable[[nn.Module], dict[str, float]]:
-    """A probe for `engine.fit`: percentiles of the last ConvBlock's ReLU and norm outputs on `images`.
+    """A probe for `engine.fit`: percentiles of the last block's norm input and output on `images`.
 
     `images` is a ready input batch (already normalised). Hooks live only during the probe's
     forward pass; the model's train/eval mode is restored afterwards.
@@ -40,10 +43,9 @@ def feature_probe(images: torch.Tensor) -> Callable[[nn.Module], dict[str, float
 
     def probe(model: nn.Module) -> dict[str, float]:
         model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: hook the plain module
-        _, relu, norm, _ = last_block(model)
         seen: dict[str, torch.Tensor] = {}
-        hooks = [relu.register_forward_hook(lambda m, i, out: seen.__setitem__("pre_norm", out)),
-                 norm.register_forward_hook(lambda m, i, out: seen.__setitem__("post_norm", out))]
+        hooks = [last_norm(model).register_forward_hook(
+            lambda m, inputs, out: seen.update(pre_norm=inputs[0], post_norm=out))]
         was_training = model.training
         try:
             model.eval()

@@ -269,7 +269,7 @@ def test_dvc_exp_run_cifar10_proxy_end_to_end(tmp_path):
     sh("git", "add", "-A")
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "code")
     sh("dvc", "exp", "run", "-S", "dataset=cifar10-proxy", "-S", "norm=gn", "-S", "groups=4", "-S", "data.limit=60",
-       "-S", "train.epochs=1", "-S", "train.batch_size=20", "-S", "device=cpu")
+       "-S", "train.epochs=1", "-S", "train.batch_size=6", "-S", "device=cpu")
     run = json.loads((repo / "metrics/run.json").read_text())
     assert run["data"].startswith("cifar10-proxy (PROXY, not CIFAR-10")
     ev = json.loads((repo / "metrics/eval.json").read_text())

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from normlab.features import PERCENTILES, feature_probe, last_block
+from normlab.features import PERCENTILES, feature_probe, last_norm
+from normlab import models
 from normlab.models import MnistNet
 
 
@@ -47,9 +48,25 @@ def test_probe_restores_mode_removes_hooks_and_uses_no_rng():
         assert torch.rand(1) == after  # the probe drew nothing from the RNG
         assert model.training is training
         assert probe(model) == first  # eval mode: dropout off, BatchNorm uses running stats
-    block = last_block(model)
-    assert all(not m._forward_hooks for m in block)
+    assert not last_norm(model)._forward_hooks
     assert all(torch.equal(v, buffers[k]) for k, v in model.state_dict().items())  # running stats untouched
+
+
+@pytest.mark.parametrize("norm", ["bn", "gn", "none"])
+def test_probe_reads_the_cifar_nets_last_sepconv_norm(norm):
+    """ResNet blocks are Conv → Norm → ReLU: "before the norm" is the pointwise conv's output."""
+    model = models.build("resnet", norm, 4, 0.0, 3, 10).eval()
+    images = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    record = feature_probe(images)(model)
+    block = model.stages[-1].res[-1]
+    with torch.no_grad():
+        x = model.stages[-1].down(model.stages[:-1](model.stem(images)))
+        pre = block[1](block[0](model.stages[-1].res[0](x)))
+        post = block[2](pre)
+    for name, values in (("pre_norm", pre), ("post_norm", post)):
+        expected = np.percentile(values.numpy().ravel(), PERCENTILES)
+        got = [record[f"features/{name}/p{p:02d}"] for p in PERCENTILES]
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
 def tiny_fit(tmp_path, probe_images: torch.Tensor | None) -> list[dict]:
