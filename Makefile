@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 STAMP   := $(VENV)/.installed
 
-.PHONY: repro test install clean
+.PHONY: repro test install clean study report
 
 # The venv is rebuilt only when the pinned dependencies change.
 $(STAMP): pyproject.toml requirements.lock
@@ -19,6 +19,16 @@ install: $(STAMP)
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
+
+# Studies (studies/default.yaml): ARGS picks them, e.g. ARGS="--study norms --profile tiny";
+# give `report` the same ARGS as `study`. JOBS experiments run at once.
+ARGS    ?=
+JOBS    ?= 1
+study: $(STAMP)
+	$(BIN)/python -m normlab.study run --jobs $(JOBS) $(ARGS)
+
+report: $(STAMP)
+	$(BIN)/python -m normlab.report $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
