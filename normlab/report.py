@@ -238,13 +238,13 @@ def grids_png(grids: dict[str, bytes], title: str, path: Path) -> None:
     """The runs' own misclassified grids (seed 0 or the lowest seed), tiled."""
     cols = min(4, len(grids))
     rows = math.ceil(len(grids) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 5.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 7.6 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (variant, png) in zip(axes.flat, grids.items()):
         ax.imshow(plt.imread(io.BytesIO(png), format="png"))
-        ax.set_title(variant, fontsize=14, fontweight="bold")
-    fig.suptitle(title, fontsize=15)
+        ax.set_title(variant, fontsize=18, fontweight="bold")
+    fig.suptitle(title, fontsize=20)
     _save(fig, path)
 
 
@@ -255,7 +255,7 @@ def _size(runs: pd.DataFrame, info: StudyInfo) -> str:
     limit = ", ".join("all" if v == 0 else str(v) for v in sorted(runs["p.limit"].unique())) if "p.limit" in runs else "?"
     devices = runs["device"].value_counts()
     where = ", ".join(f"{n} on {d}" for d, n in devices.items())
-    return (f"{_dataset(runs)}; {values('p.recipe.epochs')} epochs; seeds {', '.join(map(str, info.seeds))}; "
+    return (f"{_dataset(runs)}; epochs: {values('p.recipe.epochs')}; seeds {', '.join(map(str, info.seeds))}; "
             f"training images: {limit}; {len(runs)} runs ({where}); "
             f"training time {runs['seconds'].sum() / 60:.1f} min in all")
 
