@@ -436,6 +436,10 @@ def collect(the_plan: study.Plan, command: str) -> Records:
                      + ", ".join(missing))
         print(f"warning: {len(missing)} of {len(the_plan.runs)} planned runs not found: {', '.join(missing[:5])}"
               + (" …" if len(missing) > 5 else ""), file=sys.stderr)
+        tagged = [e.name for e in study.experiments() if e.name.split("-")[0] in the_plan.studies]
+        if tagged and not rows:
+            print(f"hint: {len(tagged)} experiments are named after these studies (e.g. {tagged[0]}) but have other "
+                  "params: pass the --profile/--epochs/--set that `study run` was given", file=sys.stderr)
     infos = {name: StudyInfo(s.description, {v: " ".join(f"{k}={val}" for k, val in o.items())
                                              for v, o in s.variants.items()}, s.seeds)
              for name, s in the_plan.studies.items()}
