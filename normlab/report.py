@@ -183,11 +183,14 @@ def curves_png(curves: pd.DataFrame, order: list[str], title: str, path: Path) -
     for ax, (split, metric) in zip(axes.flat, CURVES):
         part = curves[(curves["split"] == split) & (curves["metric"] == metric)]
         sns.lineplot(part, x="epoch", y="value", hue="variant", hue_order=order, errorbar="sd", ax=ax,
-                     legend=ax is axes.flat[0])
+                     marker="o", markersize=4, markeredgewidth=0, legend=ax is axes.flat[0])
         ax.set(title=f"{split} {metric}", ylabel="accuracy %" if metric == "acc" else "cross-entropy (log scale)")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        if metric == "loss":
-            ax.set_yscale("log")
+        if metric == "loss":  # log scale where the loss falls by more than a factor of 3
+            if part["value"].min() > 0 and part["value"].max() > 3 * part["value"].min():
+                ax.set_yscale("log")
+            else:
+                ax.set_ylabel("cross-entropy")
         else:  # the interesting part is near the top
             top = part.groupby(["variant", "epoch"])["value"].mean()
             ax.set_ylim(max(0, top.groupby("variant").max().min() - 3), min(100, top.max() + 0.5))
