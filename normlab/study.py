@@ -23,6 +23,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,13 +252,44 @@ def dvc(*args: str) -> int:
     return subprocess.run([sys.executable, "-m", "dvc", *args], env=_dvc_env()).returncode
 
 
-def queued_names() -> set[str]:
-    """Names of experiments waiting or running in DVC's queue (not to be queued twice)."""
+def queue_states() -> dict[str, str]:
+    """name → 'queued' | 'running' | 'failed' for the named entries of DVC's queue."""
     from dvc.repo import Repo
 
     with Repo() as repo:
         queue = repo.experiments.celery_queue
-        return {e.name for e in (*queue.iter_queued(), *queue.iter_active()) if e.name}
+        states = {r.entry.name: "failed" for r in queue.iter_failed() if r.entry.name}
+        states.update({e.name: "queued" for e in queue.iter_queued() if e.name})
+        states.update({e.name: "running" for e in queue.iter_active() if e.name})
+    return states
+
+
+def queued_names() -> set[str]:
+    """Names of experiments waiting or running in DVC's queue (not to be queued twice)."""
+    return {name for name, state in queue_states().items() if state != "failed"}
+
+
+def follow(names: set[str], poll_s: float = 5.0) -> None:
+    """Print each run's start and end until none of `names` is queued or running.
+
+    Polling the queue (rather than `dvc exp run --run-all`, which holds the repository lock)
+    also picks up runs that workers left over from an interrupted `study run` still execute.
+    """
+    seen = {name: "queued" for name in names}
+    finished_count = 0
+    while True:
+        states = {n: s for n, s in queue_states().items() if n in names}
+        for name in sorted(set(seen) | set(states)):
+            state = states.get(name, "finished")
+            if seen.get(name) == state:
+                continue
+            seen[name] = state
+            finished_count += state == "finished"
+            hint = f"  (output: dvc queue logs {name})" if state in ("running", "failed") else ""
+            print(f"[{finished_count}/{len(names)} finished] {state:8s} {name}{hint}", flush=True)
+        if not any(s in ("queued", "running") for s in states.values()):
+            return
+        time.sleep(poll_s)
 
 
 def machine() -> str:
@@ -279,9 +311,15 @@ def message(run: Run, command: str, host: str) -> str:
     return f"{TAG} {run.study} variant {run.variant} seed {run.seed}{profile}\n\ncommand: {command}\nhost: {host}\n"
 
 
+def in_queue(run: Run, waiting: set[str]) -> str | None:
+    """The queued name of this run: its own, or with the -2, -3… that `unique_name` added."""
+    pattern = re.compile(rf"{re.escape(run.name)}(-\d+)?")
+    return next((name for name in sorted(waiting) if pattern.fullmatch(name)), None)
+
+
 def todo(runs: list[Run], raw: dict, done: dict[str, Experiment], waiting: set[str]) -> list[Run]:
     """The runs that have neither a finished experiment nor an entry in the queue."""
-    return [r for r in runs if science(resolve(raw, r)) not in done and r.name not in waiting]
+    return [r for r in runs if science(resolve(raw, r)) not in done and in_queue(r, waiting) is None]
 
 
 def unique_name(run: Run, taken: set[str]) -> Run:
@@ -307,15 +345,18 @@ def run_study(the_plan: Plan, jobs: int) -> int:
     taken = {e.name for e in experiments() if e.baseline == head} | waiting
     command = " ".join(["python -m normlab.study", *map(shlex.quote, the_plan.argv)])
     host = machine()
+    names = {name for r in the_plan.runs if (name := in_queue(r, waiting))}
     for r in pending:
         r = unique_name(r, taken)
         code = dvc("exp", "run", "--queue", "--quiet", "-n", r.name, "-m", message(r, command, host), *r.set_args())
         if code != 0:
             raise NormlabError(f"dvc exp run --queue failed for {r.name} (exit {code})")
+        names.add(r.name)
         print(f"queued {r.name}: {' '.join(f'{k}={v}' for k, v in r.overrides.items())}")
-    if pending or waiting:
-        print(f"running the queue with {jobs} job(s); `dvc queue status` / `dvc exp show` from another shell")
-        dvc("exp", "run", "--run-all", "--jobs", str(jobs))
+    if names:
+        print(f"running {len(names)} experiments, {jobs} at a time; see also `dvc queue status`, `dvc exp show`")
+        dvc("queue", "start", "--jobs", str(jobs))
+        follow(names)
     done = finished()
     missing = [r.name for r in the_plan.runs if science(resolve(raw, r)) not in done]
     print(f"{total - len(missing)}/{total} runs finished" + (f"; missing: {', '.join(missing)} "

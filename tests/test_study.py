@@ -124,7 +124,7 @@ def test_study_runs_once_and_report_rebuilds_results_also_from_a_bundle(tmp_path
     options = ["--study", "norms", "--profile", "tiny"]
     first = _python("-m", "normlab.study", "run", *options, cwd=repo)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "4/4 runs finished" in first.stdout
+    assert "4/4 runs finished" in first.stdout and first.stdout.count("finished norms-tiny-") == 4
     exps = study.experiments(repo)
     assert sorted(e.name for e in exps) == ["norms-tiny-bn-s0", "norms-tiny-bn-s1", "norms-tiny-gn-s0",
                                             "norms-tiny-gn-s1"]
