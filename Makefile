@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 # `dvc plots show` page with vega inlined, so charts draw offline (.dvc/config names it).
 TEMPLATE := .dvc/plots_template.html
 
-.PHONY: repro test bench install clean
+.PHONY: repro test bench install clean study report
 
 # The venv is rebuilt only when the pinned dependencies change.
 $(STAMP): pyproject.toml requirements.lock
@@ -29,6 +29,16 @@ install: $(STAMP) $(TEMPLATE)
 
 repro: $(STAMP) $(TEMPLATE)
 	$(BIN)/dvc repro
+
+# Studies (studies/default.yaml): ARGS picks them, e.g. ARGS="--study norms --profile tiny";
+# give `report` the same ARGS as `study`. JOBS experiments run at once.
+ARGS    ?=
+JOBS    ?= 1
+study: $(STAMP) $(TEMPLATE)
+	$(BIN)/python -m normlab.study run --jobs $(JOBS) $(ARGS)
+
+report: $(STAMP)
+	$(BIN)/python -m normlab.report $(ARGS)
 
 test: $(STAMP) $(TEMPLATE)
 	$(BIN)/python -m pytest
