@@ -147,9 +147,16 @@ def make_optimizer(model: nn.Module, lr: float, momentum: float, l2: float) -> t
 
 
 def make_scheduler(opt: torch.optim.Optimizer, schedule: str, lr: float, total_steps: int):
-    """Per-step learning-rate schedule."""
+    """Per-step learning-rate schedule.
+
+    onecycle is Smith's policy as torch implements it: lr warms up from lr/25 to `lr` over the
+    first 25 % of steps, then anneals (cosine) to ~0, while momentum cycles 0.95 → 0.85 → 0.95
+    (so `momentum` applies to cosine/constant only). The warm-up is at least 1.5 steps: with
+    exactly one step OneCycleLR divides by zero, which only 1-5-step smoke runs could hit.
+    """
     if schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.25)
+        warmup = min(0.75, max(0.25, 1.5 / total_steps))
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=warmup)
     if schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
@@ -255,15 +262,10 @@ def epoch_record(model: nn.Module, run: Run, train_stats: dict, test: Evaluation
     }
 
 
-def check_batch(batch_size: int, n: int, epochs: int, schedule: str) -> None:
-    """The batch must fit the data, and a one-cycle schedule needs a few steps to have a shape."""
+def check_batch(batch_size: int, n: int) -> None:
     if batch_size > n:
         raise NormlabError(f"params.yaml: train.batch_size = {batch_size}: larger than the {n} training images "
                            f"(allowed: 1..{n}, or raise data.limit)")
-    steps = epochs * (n // batch_size)
-    if schedule == "onecycle" and steps < 8:
-        raise NormlabError(f"params.yaml: train.schedule = onecycle needs >= 8 steps, this run has {steps} "
-                           f"(epochs x images // batch_size): raise train.epochs or data.limit, or use constant")
 
 
 def fit(model: nn.Module, train: Split, test: Split, batcher: Batcher, run: Run, autocast,
@@ -277,7 +279,7 @@ def fit(model: nn.Module, train: Split, test: Split, batcher: Batcher, run: Run,
     The RNG is reseeded from (seed, epoch) at each epoch start, so an epoch resumed after a
     kill draws exactly the same shuffles, augmentations and dropout masks as it would have.
     """
-    check_batch(run.batch_size, len(train.labels), run.epochs, run.schedule)
+    check_batch(run.batch_size, len(train.labels))
     steps = len(train.labels) // run.batch_size
     opt = make_optimizer(model, run.lr, run.momentum, run.l2)
     sched = make_scheduler(opt, run.schedule, run.lr, run.epochs * steps)

@@ -51,8 +51,7 @@ def validate(params: Params) -> None:
     if params.limit > spec.n_train:
         raise NormlabError(f"params.yaml: data.limit = {params.limit}: larger than the {spec.n_train} training "
                            f"images of {params.dataset} (allowed: 0 = all, or 1..{spec.n_train})")
-    r = params.recipe
-    check_batch(r.batch_size, params.limit or spec.n_train, r.epochs, r.schedule)
+    check_batch(params.recipe.batch_size, params.limit or spec.n_train)
     model_for(params, spec.channels, len(spec.classes))
 
 
