@@ -109,7 +109,10 @@ def compare(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> Verdict:
 
 
 def _param_columns(runs: pd.DataFrame) -> list[str]:
-    return [c for c in runs.columns if c.startswith("p.") and c != "p.seed"]
+    """The params that define a variant: not the seed, and not where or how fast it ran (device,
+    engine.*), the same rule the study uses to decide that a run is already done."""
+    return [c for c in runs.columns if c.startswith("p.") and c != "p.seed" and c != "p.device"
+            and not c.startswith("p.engine.")]
 
 
 def pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:

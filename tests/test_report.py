@@ -88,6 +88,14 @@ def test_pairs_are_the_comparisons_a_user_makes():
     assert found == {("gn", "bn"), ("ln", "bn"), ("bn+l1", "bn")}
 
 
+def test_pairs_ignore_where_and_how_fast_a_run_ran():
+    """A study finished partly on a GPU and partly on a CPU still compares its variants."""
+    runs = fake_records({"bn": [99.0, 99.1], "gn": [99.2, 99.3]}).runs
+    runs["p.device"] = np.where(runs["variant"] == "bn", "cpu", "cuda")
+    runs["p.engine.threads"] = np.where(runs["variant"] == "bn", 1, 0)
+    assert report.pairs(runs) == [("gn", "bn")]
+
+
 def test_build_writes_tables_figures_and_verdicts(tmp_path):
     acc = {"bn": [99.1, 99.3, 99.2], "gn": [99.2, 99.1, 99.3], "ln": [97.0, 97.2, 96.9],
            "bn+l1": [99.0, 99.2, 99.1], "bn-bs16": [98.0, 98.1, 98.2]}
