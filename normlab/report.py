@@ -34,9 +34,13 @@ from scipy import stats
 
 from normlab import data, study
 from normlab.errors import NormlabError, run_stage
+from normlab.features import PERCENTILES
 from normlab.io import atomic_path, write_text
 
 CURVES = [("train", "loss"), ("test", "loss"), ("train", "acc"), ("test", "acc")]
+# Feature percentiles of the last block, logged by the train stage (normlab.features):
+# split = where (pre_norm: the norm's input, post_norm: its output), metric = p01 … p99.
+FEATURES = [(where, f"p{p:02d}") for where in ("pre_norm", "post_norm") for p in PERCENTILES]
 ALPHA = 0.05
 
 
@@ -56,7 +60,8 @@ class Records:
     runs: one row per run: study, variant, seed, acc (final-epoch test %), best_acc, loss, gap,
       sec_per_epoch, seconds, abs_sum, small_frac, device, torch, host, command, time (unix),
       name, sha, and the run's resolved params as `p.<key>` columns (p.norm, p.recipe.epochs …).
-    curves: study, variant, seed, epoch, split (train|test), metric (loss|acc), value.
+    curves: study, variant, seed, epoch, split (train|test|pre_norm|post_norm), metric (loss|acc|p01…p99),
+      value.
     confusion: (study, variant) → counts DataFrame (index actual, columns predicted), summed
       over seeds. grids: (study, variant) → misclassified-grid PNG bytes of the lowest seed.
     """
@@ -202,6 +207,25 @@ def curves_png(curves: pd.DataFrame, order: list[str], title: str, path: Path) -
     _save(fig, path)
 
 
+def features_png(curves: pd.DataFrame, order: list[str], title: str, path: Path) -> None:
+    """Wu & He's Fig. 3 per variant: percentiles of the last block's norm input (top) and output
+    (bottom) on a fixed test batch, per epoch, mean over seeds."""
+    fig, axes = plt.subplots(2, len(order), figsize=(3.2 * len(order), 6.5), sharex=True, squeeze=False)
+    for col, variant in enumerate(order):
+        for row, where in enumerate(("pre_norm", "post_norm")):
+            ax = axes[row, col]
+            part = curves[(curves["variant"] == variant) & (curves["split"] == where)]
+            for metric, line in part.groupby("metric"):
+                mean = line.groupby("epoch")["value"].mean()
+                ax.plot(mean.index, mean.values, marker="o", markersize=3, label=metric.replace("p", "", 1) + "th")
+            ax.set_title(f"{variant}: norm {'input' if where == 'pre_norm' else 'output'}", fontsize=9)
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.set_xlabel("epoch" if row else "")
+    axes[0, 0].legend(fontsize=7, title="percentile", title_fontsize=7)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
 def accuracy_png(runs: pd.DataFrame, order: list[str], title: str, path: Path) -> None:
     """Final test accuracy per variant: mean ± std (bar) and every seed (dots)."""
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(order) + 1.5))
@@ -291,6 +315,12 @@ def study_section(name: str, runs: pd.DataFrame, records: Records, out: Path) ->
     if "p.recipe.batch_size" in runs and runs["p.recipe.batch_size"].nunique() > 1:
         figures.append((f"{name}-batch-size.png", "final test accuracy vs batch size, per norm"))
         batch_png(runs, f"{dataset} — study {name}: accuracy vs batch size", out / figures[-1][0])
+    study_curves = records.curves[records.curves["study"] == name]
+    if study_curves["split"].isin(["pre_norm", "post_norm"]).any():
+        figures.append((f"{name}-features.png", "last block's feature distribution per epoch: 1st/20th/80th/99th "
+                                                "percentiles of its norm's input and output (Wu & He, Fig. 3)"))
+        features_png(study_curves, order, f"{dataset} — study {name}: feature percentiles on a fixed test batch",
+                     out / figures[-1][0])
     matrices = {v: records.confusion[(name, v)] for v in order if (name, v) in records.confusion}
     if matrices:
         figures.append((f"{name}-confusion.png", "confusion matrices, errors only, summed over seeds"))
@@ -407,8 +437,9 @@ def _read_run(run: study.Run, exp: study.Experiment) -> tuple[dict, pd.DataFrame
            "host": _message_field(msg, "host"), "command": _message_field(msg, "command"),
            "time": exp.time, "name": exp.name, "sha": exp.sha, **_flatten(resolved)}
     frames = []
-    for split, metric in CURVES:
-        tsv = _show(exp.sha, f"dvclive/plots/metrics/{split}/{metric}.tsv")
+    for split, metric in CURVES + FEATURES:
+        folder = f"features/{split}" if (split, metric) in FEATURES else split
+        tsv = _show(exp.sha, f"dvclive/plots/metrics/{folder}/{metric}.tsv")
         if tsv:
             f = pd.read_csv(io.BytesIO(tsv), sep="\t")
             frames.append(pd.DataFrame({"study": run.study, "variant": run.variant, "seed": run.seed,

@@ -47,6 +47,10 @@ def fake_records(acc: dict[str, list[float]], epochs: int = 3) -> report.Records
                         value = a - 5 / epoch if metric == "acc" else 1 / epoch
                         curves.append({"study": "fake", "variant": variant, "seed": seed, "epoch": epoch,
                                        "split": split, "metric": metric, "value": value + rng.normal(0, 0.05)})
+            for where, pct in report.FEATURES:
+                for epoch in range(1, epochs + 1):
+                    curves.append({"study": "fake", "variant": variant, "seed": seed, "epoch": epoch,
+                                   "split": where, "metric": pct, "value": int(pct[1:]) / 50 + rng.normal(0, 0.01)})
         counts = rng.integers(0, 5, (10, 10)) + np.eye(10, dtype=int) * 990
         confusion[("fake", variant)] = pd.DataFrame(counts, index=CLASSES, columns=CLASSES)
         grids[("fake", variant)] = _png(len(grids))
@@ -100,7 +104,7 @@ def test_build_writes_tables_figures_and_verdicts(tmp_path):
     acc = {"bn": [99.1, 99.3, 99.2], "gn": [99.2, 99.1, 99.3], "ln": [97.0, 97.2, 96.9],
            "bn+l1": [99.0, 99.2, 99.1], "bn-bs16": [98.0, 98.1, 98.2]}
     readme = report.build(fake_records(acc), tmp_path).read_text()
-    for name in ("curves", "accuracy", "batch-size", "confusion", "misclassified"):
+    for name in ("curves", "accuracy", "batch-size", "features", "confusion", "misclassified"):
         png = tmp_path / f"fake-{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert f"]({png.name})" in readme
