@@ -32,6 +32,11 @@ def clone(tmp_path_factory) -> Path:
         if (ROOT / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
+    # `make install` writes the offline plots template that .dvc/config names (gitignored):
+    # without it `dvc plots show` refuses to run, so the copy gets the one `make test` built.
+    template = ROOT / ".dvc" / "plots_template.html"
+    assert template.is_file(), "run `make install` (or `make test`) first: .dvc/plots_template.html is missing"
+    shutil.copy2(template, dest / ".dvc" / "plots_template.html")
     write_params(dest, QUICK)
     sh(dest, "git", "init", "-q")
     sh(dest, "git", "add", "-A")
