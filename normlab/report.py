@@ -252,13 +252,19 @@ def batch_png(runs: pd.DataFrame, title: str, path: Path) -> None:
     _save(fig, path)
 
 
-def confusion_png(matrices: dict[str, pd.DataFrame], title: str, path: Path) -> None:
-    """Errors only (diagonal hidden), summed over seeds, one panel per variant."""
-    cols = min(4, len(matrices))
-    rows = math.ceil(len(matrices) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.3 * rows), squeeze=False)
+def _panels(n: int, width: float, height: float) -> tuple[plt.Figure, np.ndarray]:
+    """A grid of `n` panels, up to 4 a row, all axes off (the unused ones stay blank)."""
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
+    return fig, axes
+
+
+def confusion_png(matrices: dict[str, pd.DataFrame], title: str, path: Path) -> None:
+    """Errors only (diagonal hidden), summed over seeds, one panel per variant."""
+    fig, axes = _panels(len(matrices), 4.6, 4.3)
     for ax, (variant, counts) in zip(axes.flat, matrices.items()):
         ax.axis("on")
         mask = np.eye(len(counts), dtype=bool)
@@ -272,11 +278,7 @@ def confusion_png(matrices: dict[str, pd.DataFrame], title: str, path: Path) -> 
 
 def grids_png(grids: dict[str, bytes], title: str, path: Path) -> None:
     """The runs' own misclassified grids (seed 0 or the lowest seed), tiled."""
-    cols = min(4, len(grids))
-    rows = math.ceil(len(grids) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 7.6 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = _panels(len(grids), 7, 7.6)
     for ax, (variant, png) in zip(axes.flat, grids.items()):
         ax.imshow(plt.imread(io.BytesIO(png), format="png"))
         ax.set_title(variant, fontsize=18, fontweight="bold")
@@ -387,11 +389,12 @@ def build(records: Records, out: Path) -> Path:
 
 # --- reading experiments from git ------------------------------------------------------------
 
-def _flatten(resolved: dict, prefix: str = "p.") -> dict:
+def flatten(resolved: dict, prefix: str = "p.") -> dict:
+    """Nested params → one level of dotted keys: {'p.recipe.lr': 0.1, …}."""
     flat = {}
     for key, value in resolved.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -435,7 +438,7 @@ def _read_run(run: study.Run, exp: study.Experiment) -> tuple[dict, pd.DataFrame
            "seconds": run_info.get("seconds", math.nan), "sec_per_epoch": run_info.get("seconds_per_epoch", math.nan),
            "device": run_info.get("device", "?"), "torch": run_info.get("torch", "?"),
            "host": _message_field(msg, "host"), "command": _message_field(msg, "command"),
-           "time": exp.time, "name": exp.name, "sha": exp.sha, **_flatten(resolved)}
+           "time": exp.time, "name": exp.name, "sha": exp.sha, **flatten(resolved)}
     frames = []
     for split, metric in CURVES + FEATURES:
         folder = f"features/{split}" if (split, metric) in FEATURES else split

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, stage_env, write_params
+from normlab.report import flatten
 
 pytestmark = pytest.mark.e2e
 QUICK = {"data.limit": 1000, "train.epochs": 1}
@@ -44,16 +45,6 @@ def clone(tmp_path_factory) -> Path:
     return dest
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def test_repro_then_ln_experiment_metrics_diff_plots_and_exp_show(clone, tmp_path):
     sh(clone, "dvc", "repro")
     metrics = json.loads((clone / "metrics/eval.json").read_text())
@@ -76,7 +67,7 @@ def test_repro_then_ln_experiment_metrics_diff_plots_and_exp_show(clone, tmp_pat
     assert json.loads((clone / "model/params.json").read_text())["norm"] == "ln"
 
     diff = json.loads(sh(clone, "dvc", "metrics", "diff", "--json"))
-    changes = _flat(diff["diff"]["metrics/eval.json"]) if "diff" in diff else _flat(diff["metrics/eval.json"])
+    changes = flatten((diff["diff"] if "diff" in diff else diff)["metrics/eval.json"], "")
     assert changes["test.acc.old"] == metrics["test"]["acc"]
     assert changes["test.acc.new"] == json.loads((clone / "metrics/eval.json").read_text())["test"]["acc"]
     assert "params.old" not in changes  # BN and LN have the same parameter count...
