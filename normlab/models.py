@@ -5,10 +5,58 @@ MnistNet blocks are Conv → ReLU → Norm → Dropout, as in the seed notebooks
 `norm` changes exactly one thing. Convs carry no bias: every norm but `none` has its own shift.
 """
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from normlab.norms import make_norm
+
+
+class Dropout(nn.Module):
+    """Dropout (zero each element with probability p, scale the rest by 1/(1-p)), cheap on a CPU.
+
+    Why not nn.Dropout: on a CPU torch draws its mask with one call of its serial random
+    generator per element (bernoulli_), and with dropout after every MNIST block that was 35 %
+    of a training step on 2 cores. Here only the dropped elements are drawn: the gaps between
+    them are i.i.d. geometric(p), so for p = 0.05 the generator runs for ~5 % of the elements
+    and the mask is exactly Bernoulli(1 - p) per element, as torch's. (The cost grows with p.)
+    Elsewhere (CUDA, MPS) torch's own dropout is already cheap and CUDA-graph safe.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, training=True)
+        scale = torch.full((x.numel(),), 1 / (1 - self.p), dtype=x.dtype)
+        scale[dropped(x.numel(), self.p)] = 0
+        layout = torch.empty_like(x, device="meta").stride()  # x's, if dense: channels_last stays so
+        return x * scale.as_strided(x.shape, layout)
+
+
+def dropped(n: int, p: float) -> torch.Tensor:
+    """Sorted indices in [0, n) of the elements dropped with probability p each, independently.
+
+    The gap from one dropped element to the next is geometric(p): ⌊log(U) / log(1 - p)⌋ + 1.
+    """
+    ends, reach = [], 0
+    while reach < n:  # usually one pass; a further one draws the few gaps the last fell short by
+        left = n - reach
+        u = torch.rand(int(left * p + math.sqrt(left * p)) + 16, dtype=torch.float64)  # float64: whole tail
+        gaps = u.neg_().log1p_().div_(math.log1p(-p)).floor_().add_(1).long()  # log1p(-u): u = 0 is fine
+        ends.append(gaps.cumsum_(0).add_(reach))
+        reach = int(ends[-1][-1])
+    ends = torch.cat(ends)
+    return ends[ends <= n] - 1
 
 
 class ConvBlock(nn.Sequential):
@@ -20,7 +68,7 @@ class ConvBlock(nn.Sequential):
             nn.Conv2d(c_in, c_out, kernel, padding=pad, bias=norm == "none"),
             nn.ReLU(),
             make_norm(norm, c_out, groups, name),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
 
 
@@ -103,7 +151,7 @@ class ResNet(nn.Module):
         )
         self.stages = nn.Sequential(ResStage(stem, w1, self.DEPTH, norm, groups, "stage1"),
                                     ResStage(w1, w2, self.DEPTH, norm, groups, "stage2"))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = nn.Linear(w2, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
