@@ -50,7 +50,8 @@ def main() -> None:
     # `data` names the dataset as results must show it: a proxy run says PROXY here and in every title.
     write_json("metrics/run.json", {"data": data.describe(params.dataset), "seconds": round(state["seconds"], 2),
                                     "seconds_per_epoch": round(state["seconds"] / len(history), 3),
-                                    "device": state["device"], "torch": state["torch"]})
+                                    "device": state["device"],
+                                    "precision": state["precision"], "torch": state["torch"]})
     names = np.array(exp.classes)
     write_text("plots/confusion.csv", "actual,predicted\n" + "".join(
         f"{a},{p}\n" for a, p in zip(names[actual], names[predicted])))

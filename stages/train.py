@@ -25,7 +25,8 @@ def main() -> None:
     exp = prepare(params)
     r = params.recipe
     norms = sorted({type(m).__name__ for m in exp.model.modules() if "Norm" in type(m).__name__})
-    print(f"{data.describe(params.dataset)}: {len(exp.train.labels)} train / {len(exp.test.labels)} test images on {exp.device}; "
+    print(f"{data.describe(params.dataset)}: {len(exp.train.labels)} train / {len(exp.test.labels)} test images on {exp.device} "
+          f"({exp.precision}); "
           f"model {r.model} {count_params(exp.model):,} params, norm={params.norm} ({', '.join(norms) or 'none'}), "
           f"l1={params.l1:g} (added to the loss), l2={params.l2:g} (weight decay)")
     run = Run(r.epochs, r.batch_size, r.lr, r.momentum, r.schedule, params.l1, params.l2, params.seed,
@@ -43,7 +44,7 @@ def main() -> None:
         probe = feature_probe(exp.batcher(exp.test.images[:PROBE_IMAGES], train=False))
         seconds = fit(model, exp.train, exp.test, exp.batcher, run, exp.autocast, checkpoint, log, probe)
     state = {"model": exp.model.state_dict(), "history": run.history, "seconds": seconds,
-             "device": str(exp.device), "torch": str(torch.__version__)}
+             "device": str(exp.device), "precision": exp.precision, "torch": str(torch.__version__)}
     with atomic_path(MODEL) as tmp:
         torch.save(state, tmp)
     print(f"saved {MODEL}: {r.epochs} epochs in {seconds:.1f}s, final test acc {run.history[-1]['test/acc']:.2f}%")

@@ -103,7 +103,7 @@ def _tiny_fit(model: torch.nn.Module, checkpoint: Checkpoint, epochs: int) -> Ru
     images, labels = synthetic_images(64, seed=0)
     split = Split(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels.astype("int64")))
     run = Run(epochs, 32, 0.05, 0.9, "constant", 0.0, 0.0, 0, 64)
-    autocast = make_autocast(torch.device("cpu"), "off")
+    autocast = make_autocast(torch.device("cpu"), "float32")
     fit(model, split, split, Batcher.fit(split.images), run, autocast, checkpoint, lambda record: None)
     return run
 
