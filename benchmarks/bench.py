@@ -12,7 +12,8 @@ because a shared machine is noisy. The arms differ only in how the loop is writt
 - reference: what the seed notebooks do — a `Dataset` returning one tensor per sample with its
   own random rotation (±rotate°, bilinear, zero fill, as RandomRotation) and normalisation, a
   `DataLoader(shuffle=True, num_workers=…)`, `loss.item()` and the hit count read every step,
-  float32, default memory format;
+  float32, default memory format, torch's `nn.Dropout` (normlab's model draws its CPU dropout
+  masks more cheaply, see models.Dropout; same architecture, weights and p otherwise);
 - normlab: `experiment.prepare(params)` + `engine.train_epoch`, exactly what `dvc repro` runs
   (`data.limit` = steps × batch size, so one epoch is the timed steps).
 
@@ -44,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from normlab import config  # noqa: E402
 from normlab.engine import Run, compile_model, evaluate, make_optimizer, make_scheduler, train_epoch  # noqa: E402
 from normlab.experiment import prepare  # noqa: E402
+from normlab.models import Dropout  # noqa: E402
 
 
 class SeedStyleMnist(Dataset):
@@ -112,6 +114,16 @@ def reference_eval(model, loader: DataLoader, device: torch.device) -> float:
             correct += out.argmax(1).eq(y).sum().item()
     sync(device)
     return time.perf_counter() - start
+
+
+def seed_style(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` as the seeds build it: torch's nn.Dropout, default memory format."""
+    ref = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    for parent in ref.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, Dropout):
+                setattr(parent, name, torch.nn.Dropout(child.p))
+    return ref
 
 
 def run_for(params, seed: int) -> Run:
@@ -219,7 +231,7 @@ def main() -> None:
     print(f"model {r.model} norm={params.norm}, batch {batch}, {args.steps} timed steps × {args.repeats} repeats "
           f"after {args.warmup} warm-up steps; engine {params.engine.model_dump()}")
 
-    ref_model = copy.deepcopy(exp.model).to(memory_format=torch.contiguous_format)
+    ref_model = seed_style(exp.model)
     nl_model = exp.model
     net = compile_model(nl_model, device) if params.engine.compile else nl_model  # as stages/train.py does
 
