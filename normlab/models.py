@@ -56,7 +56,7 @@ def dropped(n: int, p: float) -> torch.Tensor:
         ends.append(gaps.cumsum_(0).add_(reach))
         reach = int(ends[-1][-1])
     ends = torch.cat(ends)
-    return ends[ends <= n] - 1
+    return ends[:int(torch.searchsorted(ends, n, right=True))] - 1  # sorted: those ≤ n are a prefix
 
 
 class ConvBlock(nn.Sequential):
