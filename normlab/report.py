@@ -357,7 +357,7 @@ def provenance(records: Records) -> str:
              f"- report: `{records.command}` (rebuilt from the experiments' git commits, no retraining)"]
     lines += [f"- study command: `{c}`" for c in sorted(runs["command"].dropna().unique()) if c]
     lines += [f"- hardware: {h}" for h in sorted(runs["host"].dropna().unique()) if h]
-    lines += [f"- devices: " + ", ".join(f"{n} runs on {d}" for d, n in runs["device"].value_counts().items()),
+    lines += ["- devices: " + ", ".join(f"{n} runs on {d}" for d, n in runs["device"].value_counts().items()),
               f"- torch: {', '.join(sorted(runs['torch'].unique()))}",
               f"- wall time: {runs['seconds'].sum() / 60:.1f} min of training in {len(runs)} runs; "
               f"{span:.1f} min between the first and last experiment commits"]

@@ -5,7 +5,6 @@ import dataclasses
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -16,12 +15,12 @@ import pytest
 import torch
 import yaml
 
+from conftest import ROOT, git_repo_copy
 from normlab import config, data, models
 from normlab.engine import Batcher, make_augment
 from normlab.errors import NormlabError
 from normlab.experiment import validate
 
-ROOT = Path(__file__).resolve().parents[1]
 CLASSES = data.CIFAR_CLASSES
 
 
@@ -247,12 +246,7 @@ def test_augment_and_normalisation_on_rgb_batches():
 def test_dvc_exp_run_cifar10_proxy_end_to_end(tmp_path):
     """`dvc exp run -S dataset=cifar10-proxy` on a tiny synthetic archive served by the mirror;
     every result it writes says PROXY and uses the CIFAR-10 class names."""
-    repo = tmp_path / "repo"
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for name in tracked.split():
-        if (ROOT / name).is_file() and not name.startswith(("data/mnist/", "tests/")):
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, repo / name)
+    repo = git_repo_copy(tmp_path / "repo", skip=("data/mnist/", "tests/"))
     mirror = tmp_path / "mirror"
     (mirror / "cifar10-proxy").mkdir(parents=True)
     write_archive(mirror / "cifar10-proxy" / "cifar-10-binary-proxy.tar.gz")
@@ -264,10 +258,6 @@ def test_dvc_exp_run_cifar10_proxy_end_to_end(tmp_path):
         assert done.returncode == 0, f"{cmd}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    sh("git", "init", "-q")
-    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init", "--allow-empty")
-    sh("git", "add", "-A")
-    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "code")
     sh("dvc", "exp", "run", "-S", "dataset=cifar10-proxy", "-S", "norm=gn", "-S", "groups=4", "-S", "data.limit=60",
        "-S", "train.epochs=1", "-S", "train.batch_size=6", "-S", "device=cpu")
     run = json.loads((repo / "metrics/run.json").read_text())

@@ -2,13 +2,12 @@
 `dvc plots show`, `dvc exp show`, in a temp git repo holding the tracked files of this one."""
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, stage_env, write_params
+from conftest import TEMPLATE, git_repo_copy, stage_env
 from normlab.report import flatten
 
 pytestmark = pytest.mark.e2e
@@ -26,23 +25,9 @@ def sh(cwd: Path, *cmd: str, timeout: float = 600) -> str:
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory) -> Path:
     """The tracked files of the repo under test (not its outputs or venv), committed in a new git repo."""
-    dest = tmp_path_factory.mktemp("e2e") / "repo"
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.split("\0")
-    for rel in filter(None, tracked):
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    # `make install` writes the offline plots template that .dvc/config names (gitignored):
-    # without it `dvc plots show` refuses to run, so the copy gets the one `make test` built.
-    template = ROOT / ".dvc" / "plots_template.html"
-    assert template.is_file(), "run `make install` (or `make test`) first: .dvc/plots_template.html is missing"
-    shutil.copy2(template, dest / ".dvc" / "plots_template.html")
-    write_params(dest, QUICK)
-    sh(dest, "git", "init", "-q")
-    sh(dest, "git", "add", "-A")
-    sh(dest, "git", "commit", "-qm", "normlab under test")
-    return dest
+    # Without the offline plots template .dvc/config names, `dvc plots show` refuses to run.
+    assert TEMPLATE.is_file(), f"run `make install` (or `make test`) first: {TEMPLATE} is missing"
+    return git_repo_copy(tmp_path_factory.mktemp("e2e") / "repo", QUICK)
 
 
 def test_repro_then_ln_experiment_metrics_diff_plots_and_exp_show(clone, tmp_path):

@@ -4,7 +4,6 @@ mirror (../shared/datasets); skipped where that mirror is absent."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +12,9 @@ import pytest
 import torch
 import yaml
 
+from conftest import ROOT, copy_code
 from normlab import config, data
 
-ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("NORMLAB_TEST_MIRROR", ROOT.parent / "shared" / "datasets"))
 if not (MIRROR / "fashion-mnist").is_dir():
     MIRROR = Path("/work/shared/datasets")
@@ -26,9 +25,7 @@ pytestmark = pytest.mark.skipif(not (MIRROR / "fashion-mnist").is_dir(),
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A copy of the code to run stages in, with Fashion-MNIST downloaded through the mirror."""
-    dest = tmp_path / "repo"
-    for name in ("normlab", "stages"):
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    dest = copy_code(tmp_path / "repo")
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw.update(dataset="fashion-mnist", device="cpu", data={"limit": 512})
     raw["train"].update(epochs=1, batch_size=64)  # 8 steps (OneCycleLR divides by zero at exactly 4)

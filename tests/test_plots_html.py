@@ -16,10 +16,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / ".dvc" / "plots_template.html"
+from conftest import ROOT, TEMPLATE, git_repo_copy
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -120,18 +119,8 @@ def run(tmp_path_factory) -> Path:
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
     if load_template_script().OFFLINE_MARK not in (TEMPLATE.read_text() if TEMPLATE.exists() else ""):
         pytest.skip(f"{TEMPLATE.relative_to(ROOT)} has no inlined vega (npm missing at `make install`?)")
-    repo = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in [f for f in files if f and (ROOT / f).is_file()] + [str(TEMPLATE.relative_to(ROOT))]:
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, repo / name)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"]["limit"] = 512  # 4 steps of 128; 2 epochs, so each curve has a line to draw
-    params["train"]["epochs"] = 2
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for git in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
-        subprocess.run(["git", *git], cwd=repo, check=True)  # DVCLive needs a commit to read
+    # 4 steps of 128; 2 epochs, so each curve has a line to draw
+    repo = git_repo_copy(tmp_path_factory.mktemp("repo"), {"data.limit": 512, "train.epochs": 2})
     dvc(repo, "repro")
     return repo
 

@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import ROOT, git_repo_copy
 from normlab import study
 from normlab.errors import NormlabError
 
-ROOT = Path(__file__).resolve().parents[1]
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
@@ -99,19 +98,6 @@ def _git(*args: str, cwd: Path) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
-def _copy_repo(dest: Path) -> Path:
-    """This worktree's files (tracked and untracked-but-not-ignored) as a fresh one-commit repo."""
-    files = _git("ls-files", "--cached", "--others", "--exclude-standard", cwd=ROOT).splitlines()
-    for name in files:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    _git("init", "-q", cwd=dest)
-    _git("add", "-A", cwd=dest)
-    _git("commit", "-qm", "base", cwd=dest)
-    return dest
-
-
 def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(cwd), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
@@ -120,7 +106,7 @@ def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.e2e
 def test_study_runs_once_and_report_rebuilds_results_also_from_a_bundle(tmp_path):
-    repo = _copy_repo(tmp_path / "repo")
+    repo = git_repo_copy(tmp_path / "repo")
     options = ["--study", "norms", "--profile", "tiny"]
     first = _python("-m", "normlab.study", "run", *options, cwd=repo)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
