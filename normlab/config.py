@@ -58,7 +58,7 @@ class Data(_Strict):
 
 
 class Engine(_Strict):
-    """Speed knobs: they change how fast a run is, not what it computes (up to float rounding)."""
+    """Speed knobs: they change how fast a run is; `amp` also the arithmetic (bf16 or float32)."""
 
     channels_last: bool
     amp: Literal["auto", "off", "bf16"]

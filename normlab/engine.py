@@ -122,8 +122,8 @@ def make_augment(rotate: float, crop: int, flip: bool, cutout: int, size: int) -
 
 def compile_model(model: nn.Module, device: torch.device) -> nn.Module:
     """torch.compile, with CUDA graphs on CUDA: a 9k-parameter net is bound by kernel launches
-    there, and replaying a captured graph removes them. On a CPU it does not pay (compiling
-    took ~90 s on 2 cores and the compiled step was no faster), hence `engine.compile: false`."""
+    there, and replaying a captured graph removes them. On a CPU it does not pay (after an
+    11-90 s compile the step was slower than eager on 2 cores), hence `engine.compile: false`."""
     torch.use_deterministic_algorithms(True, warn_only=True)  # now also for inductor's kernels
     return torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else "default")
 
