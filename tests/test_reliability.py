@@ -15,7 +15,7 @@ import torch
 from normlab.checkpoint import Checkpoint, fingerprint
 from normlab.data import Split
 from normlab.engine import Batcher, Run, fit, make_optimizer
-from normlab.experiment import make_autocast
+from normlab.experiment import make_autocast, precision
 from normlab.io import atomic_path, write_json
 from normlab.models import MnistNet
 
@@ -203,3 +203,15 @@ def test_dvc_analytics_are_off_in_the_committed_config():
     """DVC would otherwise phone home on every command; the repo's .dvc/config turns it off."""
     config = (ROOT / ".dvc" / "config").read_text()
     assert re.search(r"\[core\][^\[]*\banalytics\s*=\s*false", config)
+
+
+def test_amp_picks_the_precision_it_says_and_autocast_computes_in_it():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert precision(cpu, "off") == precision(cuda, "off") == "float32"
+    assert precision(cpu, "bf16") == precision(cuda, "bf16") == precision(cuda, "auto") == "bf16"
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()  # the CPU decides `auto` there
+    assert precision(cpu, "auto") == ("bf16" if native else "float32")
+    conv, x = torch.nn.Conv2d(1, 2, 3), torch.rand(1, 1, 5, 5)
+    for dtype, torch_dtype in (("bf16", torch.bfloat16), ("float32", torch.float32)):
+        with make_autocast(cpu, dtype)():
+            assert conv(x).dtype == torch_dtype
