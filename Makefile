@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 # Stage commands call `python`: the venv's, whether or not the user activated it.
 export PATH := $(abspath $(BIN)):$(PATH)
 STAMP   := $(VENV)/.installed
-# `dvc plots show` page with vega inlined, so charts draw offline (.dvc/config names it).
+# `dvc plots show` page with vega inlined, so charts draw offline (.dvc/config.local names it).
 TEMPLATE := .dvc/plots_template.html
 
 .PHONY: repro test bench install clean study report
@@ -19,11 +19,14 @@ $(STAMP): pyproject.toml requirements.lock
 
 # vega, vega-lite and vega-embed from the npm registry (pinned in package-lock.json), inlined by
 # scripts/plots_template.py. Without npm or the registry, the template is DVC's CDN page (a warning).
-$(TEMPLATE): package.json package-lock.json .npmrc scripts/plots_template.py
+# It is named in .dvc/config.local (this checkout's DVC config, never committed), so a clone that
+# has not run `make install` gets DVC's default page rather than an error about a missing file.
+$(TEMPLATE): package.json package-lock.json .npmrc scripts/plots_template.py | $(STAMP)
 	@if ! command -v npm >/dev/null; then echo "warning: npm not found: dvc plots show will load vega from a CDN"; \
 	elif ! npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; then \
 	  echo "warning: npm ci failed: dvc plots show will load vega from a CDN"; fi
 	$(PY) scripts/plots_template.py
+	$(BIN)/dvc config --local plots.html_template plots_template.html
 
 install: $(STAMP) $(TEMPLATE)
 

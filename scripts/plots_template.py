@@ -3,7 +3,7 @@
 Why: DVC's page loads vega, vega-lite and vega-embed from a CDN (dvc#5679), so on a machine
 without internet every chart is blank. `make install` runs `npm ci` (package.json pins the
 versions DVC's page loads) and then this script, which inlines the three minified builds from
-node_modules/ into a template that `.dvc/config` names (`plots.html_template`). The template
+node_modules/ into a template that `.dvc/config.local` names (`plots.html_template`). The template
 has no `{scripts}` placeholder, so DVC's CDN <script> tags are left out of the page.
 
 If node_modules/ is missing (no npm, or no registry), the template written is DVC's own page

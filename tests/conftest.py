@@ -93,19 +93,20 @@ def run_stage(repo: Path, stage: str, timeout: float = 300) -> subprocess.Comple
                           capture_output=True, text=True, timeout=timeout)
 
 
-TEMPLATE = ROOT / ".dvc" / "plots_template.html"  # built by `make install`, gitignored, named in .dvc/config
+TEMPLATE = ROOT / ".dvc" / "plots_template.html"  # built by `make install`, gitignored,
+LOCAL_CONFIG = ROOT / ".dvc" / "config.local"  # written by `make install`: names TEMPLATE for `dvc plots show`
 
 
 def git_repo_copy(dest: Path, overrides: dict | None = None, skip: tuple[str, ...] = ()) -> Path:
     """This worktree as git would commit it (tracked and untracked-but-not-ignored files, minus
-    paths starting with `skip`), plus the offline plots template that `make install` built, with
+    paths starting with `skip`), plus the offline plots template that `make install` built and
+    the local DVC config naming it, with
     params.yaml overridden (`params_dict` keys), committed in a fresh git repo at `dest`: DVC
     needs a git repo, DVCLive a commit, and this tree's own outputs must stay untouched."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.split("\0")
     names = [n for n in listed if n and (ROOT / n).is_file() and not n.startswith(skip)]
-    if TEMPLATE.is_file():
-        names.append(str(TEMPLATE.relative_to(ROOT)))
+    names += [str(p.relative_to(ROOT)) for p in (TEMPLATE, LOCAL_CONFIG) if p.is_file()]
     for name in names:
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, dest / name)

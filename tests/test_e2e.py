@@ -25,7 +25,7 @@ def sh(cwd: Path, *cmd: str, timeout: float = 600) -> str:
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory) -> Path:
     """The tracked files of the repo under test (not its outputs or venv), committed in a new git repo."""
-    # Without the offline plots template .dvc/config names, `dvc plots show` refuses to run.
+    # The offline plots template (and .dvc/config.local naming it) come from `make install`.
     assert TEMPLATE.is_file(), f"run `make install` (or `make test`) first: {TEMPLATE} is missing"
     return git_repo_copy(tmp_path_factory.mktemp("e2e") / "repo", QUICK)
 

@@ -1,6 +1,6 @@
 """`dvc plots show` draws every chart offline: rendered in headless Chromium with DNS blocked.
 
-DVC's own page loads vega from a CDN (dvc#5679); .dvc/config points DVC at
+DVC's own page loads vega from a CDN (dvc#5679); .dvc/config.local (written by `make install`) points DVC at
 .dvc/plots_template.html, which scripts/plots_template.py fills with the npm builds. The
 negative control renders DVC's default page the same way and must come out blank, so the
 check itself is known to fail when the charts do not draw.
