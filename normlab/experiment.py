@@ -43,7 +43,8 @@ def precision(device: torch.device, amp: str) -> str:
 
 
 def make_autocast(device: torch.device, dtype: str) -> Callable[[], ContextManager]:
-    """bf16 autocast (convs and matmuls in bf16, losses and norm statistics in float32), or none."""
+    """bf16 autocast (torch's per-op policy: convs and matmuls in bf16, ops it lists as
+    precision-sensitive in float32; the loss is computed in float32 by the engine), or none."""
     if dtype == "bf16":
         return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
