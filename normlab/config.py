@@ -98,11 +98,13 @@ class Params(_Strict):
     @property
     def variant(self) -> str:
         """Short name used in titles and reports, e.g. 'gn4+l1=0.0001'."""
-        name = f"gn{self.groups}" if self.norm == "gn" else self.norm
-        for key in ("l1", "l2"):
-            if getattr(self, key):
-                name += f"+{key}={getattr(self, key):g}"
-        return name
+        return variant_name(self.norm, self.groups, self.l1, self.l2)
+
+
+def variant_name(norm: str, groups: int, l1: float, l2: float) -> str:
+    """The norm (gn with its groups) and any penalty, e.g. 'gn4+l1=0.0001', 'bn+l1=2e-05+l2=0.0002'."""
+    name = f"gn{groups}" if norm == "gn" else norm
+    return name + "".join(f"+{key}={value:g}" for key, value in (("l1", l1), ("l2", l2)) if value)
 
 
 def _describe(err: dict, prefix: str = "") -> str:

@@ -32,7 +32,7 @@ import seaborn as sns
 import yaml
 from scipy import stats
 
-from normlab import data, study
+from normlab import config, data, study
 from normlab.errors import NormlabError, run_stage
 from normlab.features import PERCENTILES
 from normlab.io import atomic_path, write_text
@@ -237,15 +237,11 @@ def accuracy_png(runs: pd.DataFrame, order: list[str], title: str, path: Path) -
     _save(fig, path)
 
 
-def _norm_label(run: pd.Series) -> str:
-    """The norm (gn with its groups) and any penalty: one line per such label in batch_png."""
-    label = f"gn{run['p.groups']}" if run["p.norm"] == "gn" else run["p.norm"]
-    return label + "".join(f"+{k}={run[f'p.{k}']:g}" for k in ("l1", "l2") if run.get(f"p.{k}", 0))
-
-
 def batch_png(runs: pd.DataFrame, title: str, path: Path) -> None:
-    """Test accuracy vs batch size, one line per norm, error bars = std over seeds."""
-    frame = runs.assign(norm=runs.apply(_norm_label, axis=1), batch_size=runs["p.recipe.batch_size"].astype(int))
+    """Test accuracy vs batch size, one line per norm (with any penalty), error bars = std over seeds."""
+    label = runs.apply(lambda r: config.variant_name(r["p.norm"], r["p.groups"], r.get("p.l1", 0), r.get("p.l2", 0)),
+                       axis=1)
+    frame = runs.assign(norm=label, batch_size=runs["p.recipe.batch_size"].astype(int))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sns.pointplot(frame, x="batch_size", y="acc", hue="norm", errorbar="sd", dodge=0.3, capsize=0.1, ax=ax)
     ax.set(xlabel="batch size", ylabel="final test accuracy % (± std)", title=title)
