@@ -114,10 +114,10 @@ def compare(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> Verdict:
 
 
 def _param_columns(runs: pd.DataFrame) -> list[str]:
-    """The params that define a variant: not the seed, and not where or how fast it ran (device,
-    engine.*), the same rule the study uses to decide that a run is already done."""
-    return [c for c in runs.columns if c.startswith("p.") and c != "p.seed" and c != "p.device"
-            and not c.startswith("p.engine.")]
+    """The params that define a variant: not the seed, and not where or how fast it ran
+    (study.PLACE_AND_SPEED, the rule the study uses to decide that a run is already done)."""
+    skip = ("seed", *study.PLACE_AND_SPEED)
+    return [c for c in runs.columns if c.startswith("p.") and c.split(".")[1] not in skip]
 
 
 def pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
@@ -396,11 +396,6 @@ def flatten(resolved: dict, prefix: str = "p.") -> dict:
     return flat
 
 
-def _show(sha: str, path: str) -> bytes | None:
-    proc = subprocess.run(["git", "show", f"{sha}:{path}"], capture_output=True)
-    return proc.stdout if proc.returncode == 0 else None
-
-
 def _message_field(text: str, key: str) -> str | None:
     for line in text.splitlines():
         if line.startswith(f"{key}: "):
@@ -438,13 +433,13 @@ def _read_run(run: study.Run, exp: study.Experiment) -> tuple[dict, pd.DataFrame
     frames = []
     for split, metric in CURVES + FEATURES:
         folder = f"features/{split}" if (split, metric) in FEATURES else split
-        tsv = _show(exp.sha, f"dvclive/plots/metrics/{folder}/{metric}.tsv")
+        tsv = study.show(exp.sha, f"dvclive/plots/metrics/{folder}/{metric}.tsv")
         if tsv:
             f = pd.read_csv(io.BytesIO(tsv), sep="\t")
             frames.append(pd.DataFrame({"study": run.study, "variant": run.variant, "seed": run.seed,
                                         "epoch": f["step"], "split": split, "metric": metric, "value": f[metric]}))
     curves = pd.concat(frames) if frames else pd.DataFrame()
-    return row, curves, _show(exp.sha, "plots/confusion.csv"), _show(exp.sha, "plots/misclassified.png")
+    return row, curves, study.show(exp.sha, "plots/confusion.csv"), study.show(exp.sha, "plots/misclassified.png")
 
 
 def collect(the_plan: study.Plan, command: str) -> Records:

@@ -180,9 +180,14 @@ def apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
     return out
 
 
+# Resolved params that say where and how fast a run goes, not which experiment it is (amp's
+# bf16 vs float32 moves only the last digits): runs differing only in these are the same run.
+PLACE_AND_SPEED = ("device", "engine")
+
+
 def science(resolved: dict) -> str:
     """What a run computes: resolved params without device and speed knobs, as a stable key."""
-    return json.dumps({k: v for k, v in resolved.items() if k not in ("device", "engine")}, sort_keys=True)
+    return json.dumps({k: v for k, v in resolved.items() if k not in PLACE_AND_SPEED}, sort_keys=True)
 
 
 def resolve(raw: dict, run: Run) -> dict:
@@ -224,10 +229,16 @@ def experiments(cwd: Path | None = None) -> list[Experiment]:
     return sorted(found, key=lambda e: e.time)
 
 
+def show(sha: str, path: str, cwd: Path | None = None) -> bytes | None:
+    """A file's bytes as a commit holds it, or None where that commit does not have it."""
+    proc = subprocess.run(["git", "show", f"{sha}:{path}"], cwd=cwd, capture_output=True)
+    return proc.stdout if proc.returncode == 0 else None
+
+
 def read_json(sha: str, path: str, cwd: Path | None = None) -> Any | None:
     """A JSON file from a commit, or None where that commit does not have it."""
-    proc = subprocess.run(["git", "show", f"{sha}:{path}"], cwd=cwd, capture_output=True, text=True)
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
+    raw = show(sha, path, cwd)
+    return None if raw is None else json.loads(raw)
 
 
 def finished(cwd: Path | None = None) -> dict[str, Experiment]:
