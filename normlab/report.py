@@ -58,7 +58,7 @@ class Records:
     """Tidy records of finished runs — everything `build` needs.
 
     runs: one row per run: study, variant, seed, acc (final-epoch test %), best_acc, loss, gap,
-      sec_per_epoch, seconds, abs_sum, small_frac, device, torch, host, command, time (unix),
+      sec_per_epoch, seconds, abs_sum, small_frac, device, precision, torch, host, command, time (unix),
       name, sha, and the run's resolved params as `p.<key>` columns (p.norm, p.recipe.epochs …).
     curves: study, variant, seed, epoch, split (train|test|pre_norm|post_norm), metric (loss|acc|p01…p99),
       value.
@@ -357,8 +357,9 @@ def provenance(records: Records) -> str:
               f"- torch: {', '.join(sorted(runs['torch'].unique()))}",
               f"- wall time: {runs['seconds'].sum() / 60:.1f} min of training in {len(runs)} runs; "
               f"{span:.1f} min between the first and last experiment commits"]
-    if (runs["device"] == "cuda").any():
-        lines.append("- CUDA runs use bf16 autocast (engine.amp: auto), so they are not bit-identical to CPU runs.")
+    precisions = runs["precision"].value_counts()
+    lines.append("- precision: " + ", ".join(f"{n} runs in {p}" for p, n in precisions.items())
+                 + (" (bf16 and float32 runs are not bit-identical)" if len(precisions) > 1 else ""))
     lines += [f"- {note}" for note in records.notes]
     lines += ["- every run is a DVC experiment: `dvc exp show -A` lists them; the table `runs.csv` has one "
               "row per run with its experiment name and commit.", ""]
@@ -428,6 +429,8 @@ def _read_run(run: study.Run, exp: study.Experiment) -> tuple[dict, pd.DataFrame
            "gap": eval_["gap"], "abs_sum": eval_["weights"]["abs_sum"], "small_frac": eval_["weights"]["small_frac"],
            "seconds": run_info.get("seconds", math.nan), "sec_per_epoch": run_info.get("seconds_per_epoch", math.nan),
            "device": run_info.get("device", "?"), "torch": run_info.get("torch", "?"),
+           # run.json records the precision since amp: auto became bf16 on CPUs too; before, it was bf16 on CUDA only
+           "precision": run_info.get("precision", "bf16" if run_info.get("device") == "cuda" else "float32"),
            "host": _message_field(msg, "host"), "command": _message_field(msg, "command"),
            "time": exp.time, "name": exp.name, "sha": exp.sha, **flatten(resolved)}
     frames = []

@@ -36,7 +36,7 @@ def fake_records(acc: dict[str, list[float]], epochs: int = 3) -> report.Records
         for seed, a in enumerate(values):
             rows.append({"study": "fake", "variant": variant, "seed": seed, "acc": a, "best_acc": a + 0.1,
                          "loss": 0.03, "gap": -0.2, "abs_sum": 1200.0, "small_frac": 0.01, "seconds": 10.0,
-                         "sec_per_epoch": 10.0 / epochs, "device": "cpu", "torch": "2.13.0+cpu", "host": "test host",
+                         "sec_per_epoch": 10.0 / epochs, "device": "cpu", "precision": "float32", "torch": "2.13.0+cpu", "host": "test host",
                          "command": "python -m normlab.study run --study fake", "time": 1000 + seed,
                          "name": f"fake-{variant}-s{seed}", "sha": "0" * 40, "p.dataset": "mnist",
                          "p.norm": norm, "p.groups": 4, "p.l1": l1, "p.l2": l2, "p.seed": seed,
