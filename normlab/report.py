@@ -231,6 +231,7 @@ def accuracy_png(runs: pd.DataFrame, order: list[str], title: str, path: Path) -
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(order) + 1.5))
     sns.pointplot(runs, x="acc", y="variant", order=order, errorbar="sd", linestyle="none", capsize=0.3,
                   color="black", err_kws={"linewidth": 1.2}, markersize=5, ax=ax)
+    np.random.seed(0)  # stripplot jitters with numpy's global RNG: the same figure on every rebuild
     sns.stripplot(runs, x="acc", y="variant", order=order, hue="variant", legend=False, size=7, alpha=0.7,
                   zorder=3, ax=ax)
     ax.set(xlabel="final test accuracy % (mean ± std over seeds; dots = seeds)", ylabel="", title=title)

@@ -123,3 +123,14 @@ def test_build_refuses_empty_records(tmp_path):
     empty = report.Records(pd.DataFrame(), pd.DataFrame(), {}, {}, {})
     with pytest.raises(report.NormlabError, match="no finished experiments"):
         report.build(empty, tmp_path)
+
+
+def test_rebuilding_gives_the_same_files(tmp_path):
+    """The report is derived data: two builds from the same records are byte-identical (figures too)."""
+    records = fake_records({"bn": [99.1, 99.3, 99.2], "gn": [99.2, 99.1, 99.3]})
+    for out in ("a", "b"):
+        report.build(records, tmp_path / out)
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files and files == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
