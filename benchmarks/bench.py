@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from normlab import config  # noqa: E402
-from normlab.engine import Run, compile_model, evaluate, make_optimizer, make_scheduler, train_epoch  # noqa: E402
-from normlab.experiment import prepare  # noqa: E402
+from normlab.engine import compile_model, evaluate, make_optimizer, make_scheduler, train_epoch  # noqa: E402
+from normlab.experiment import prepare, run_for  # noqa: E402
 from normlab.models import Dropout  # noqa: E402
 
 
@@ -126,12 +126,6 @@ def seed_style(model: torch.nn.Module) -> torch.nn.Module:
     return ref
 
 
-def run_for(params, seed: int) -> Run:
-    r = params.recipe
-    return Run(r.epochs, r.batch_size, r.lr, r.momentum, r.schedule, params.l1, params.l2, seed,
-               params.engine.eval_batch_size)
-
-
 def fresh(model, params, seed: int, steps: int):
     """Re-initialise `model` in place (seeded) and give it the recipe's optimizer and a one-cycle
     over `steps`; in place, so a compiled model is compiled once, in the warm-up."""
@@ -149,7 +143,7 @@ def normlab_train(exp, params, net, opt, sched, seed: int) -> float:
     torch.manual_seed(seed)
     sync(exp.device)
     start = time.perf_counter()
-    train_epoch(net, opt, sched, exp.train, exp.batcher, run_for(params, seed), exp.autocast, lambda n: None)
+    train_epoch(net, opt, sched, exp.train, exp.batcher, run_for(params.model_copy(update={"seed": seed})), exp.autocast, lambda n: None)
     sync(exp.device)
     return time.perf_counter() - start
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from normlab import data, models
 from normlab.config import Params
-from normlab.engine import Batcher, check_batch, make_augment, pick_device, seed_everything
+from normlab.engine import Batcher, Run, check_batch, make_augment, pick_device, seed_everything
 from normlab.errors import NormlabError
 
 RAW = Path("data/raw")
@@ -48,6 +48,13 @@ def make_autocast(device: torch.device, dtype: str) -> Callable[[], ContextManag
     if dtype == "bf16":
         return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
+
+
+def run_for(params: Params) -> Run:
+    """The plain training values engine.fit takes, from validated params."""
+    r = params.recipe
+    return Run(r.epochs, r.batch_size, r.lr, r.momentum, r.schedule, params.l1, params.l2, params.seed,
+               params.engine.eval_batch_size)
 
 
 def model_for(params: Params, in_channels: int, classes: int) -> nn.Module:

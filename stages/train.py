@@ -7,9 +7,9 @@ from dvclive import Live
 
 from normlab import config, data
 from normlab.checkpoint import Checkpoint, fingerprint
-from normlab.engine import Run, compile_model, fit
+from normlab.engine import compile_model, fit
 from normlab.errors import run_stage
-from normlab.experiment import prepare
+from normlab.experiment import prepare, run_for
 from normlab.features import feature_probe
 from normlab.io import atomic_path
 from normlab.models import count_params
@@ -29,8 +29,7 @@ def main() -> None:
           f"({exp.precision}); "
           f"model {r.model} {count_params(exp.model):,} params, norm={params.norm} ({', '.join(norms) or 'none'}), "
           f"l1={params.l1:g} (added to the loss), l2={params.l2:g} (weight decay)")
-    run = Run(r.epochs, r.batch_size, r.lr, r.momentum, r.schedule, params.l1, params.l2, params.seed,
-              params.engine.eval_batch_size)
+    run = run_for(params)
     checkpoint = Checkpoint(CHECKPOINT, fingerprint(params.model_dump()))
     model = compile_model(exp.model, exp.device) if params.engine.compile else exp.model
     with Live(LIVE, dvcyaml=False, save_dvc_exp=False, report=None) as live:
