@@ -7,7 +7,7 @@ experiment yet and runs the queue, so a study can be interrupted and resumed, an
 
 A run counts as finished when some experiment (on any commit) trained exactly the same
 resolved params (model/params.json), ignoring `device` and `engine.*`, which change where and
-how fast a run goes, not what it computes. So a study re-run elsewhere, or another study that
+how fast a run goes (and, through bf16 vs float32, its last digits), not which experiment it is. So a study re-run elsewhere, or another study that
 contains the same variant (bn at batch 128 is in both default studies), reuses the result.
 
 Usage: python -m normlab.study run|plan [--file F] [--study S ...] [--profile P] [--epochs N]
