@@ -73,16 +73,19 @@ class ConvBlock(nn.Sequential):
 
 
 class MnistNet(nn.Module):
-    """28×28 → 26 → 24 → pool 12 → 1×1 squeeze → 10 → 8 → 6 → global avg pool → 1×1 head.
+    """28×28 → 28 → 28 → pool 14 → 1×1 squeeze → 14 → 14 → pool 7 → 7 → global avg pool → 1×1 head.
 
-    Receptive field 28 at the last conv; about 8.7k parameters with any norm.
+    8,690 parameters with any norm (8,602 with `norm=none`); receptive field 24 at the last conv.
+    Padded 3×3 convs keep the spatial detail that valid ones shave off (28 → 26 → 24 …): the
+    same weights see 1.5× the positions. On Fashion-MNIST, where this net underfits, that lifted
+    LN from 91.3 to 91.9 % (30 epochs, CPU, one seed); see README.
     """
 
     def __init__(self, norm: str, groups: int, dropout: float, in_channels: int = 1, classes: int = 10):
         super().__init__()
 
-        def block(c_in: int, c_out: int, name: str, kernel: int = 3, pad: int = 0) -> ConvBlock:
-            return ConvBlock(c_in, c_out, kernel, pad, norm, groups, dropout, name)
+        def block(c_in: int, c_out: int, name: str, kernel: int = 3) -> ConvBlock:
+            return ConvBlock(c_in, c_out, kernel, kernel // 2, norm, groups, dropout, name)
 
         self.features = nn.Sequential(
             block(in_channels, 8, "conv1"),
@@ -91,7 +94,8 @@ class MnistNet(nn.Module):
             block(16, 8, "squeeze", kernel=1),
             block(8, 16, "conv3"),
             block(16, 16, "conv4"),
-            block(16, 24, "conv5", pad=1),
+            nn.MaxPool2d(2),
+            block(16, 24, "conv5"),
         )
         self.head = nn.Conv2d(24, classes, 1)
 
