@@ -51,6 +51,7 @@ class Recipe(_Strict):
     crop: int = Field(ge=0)  # random-crop padding in pixels; 0 = off
     flip: bool  # random horizontal flip
     cutout: int = Field(ge=0)  # side of one zeroed square in pixels; 0 = off
+    tta: bool  # test-time augmentation: score each test image as the mean logits of it and its mirror
 
 
 class Data(_Strict):

@@ -175,8 +175,13 @@ class Evaluation:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, batcher: Batcher, batch_size: int, autocast) -> Evaluation:
-    """Loss and accuracy over a whole split, in large batches, one host read at the end."""
+def evaluate(model: nn.Module, split: Split, batcher: Batcher, batch_size: int, autocast,
+             tta: bool = False) -> Evaluation:
+    """Loss and accuracy over a whole split, in large batches, one host read at the end.
+
+    With `tta` each image is scored by the mean of the logits for it and for its mirror image
+    (the flip the recipe trained with), which averages out some of a small net's left/right noise.
+    """
     model.eval()
     losses, preds, confs = [], [], []
     for start in range(0, len(split.labels), batch_size):
@@ -184,6 +189,8 @@ def evaluate(model: nn.Module, split: Split, batcher: Batcher, batch_size: int, 
         y = split.labels[start:start + batch_size]
         with autocast():
             logits = model(x).float()
+            if tta:
+                logits = (logits + model(x.flip(-1)).float()) / 2
         losses.append(F.cross_entropy(logits, y, reduction="sum"))
         conf, pred = logits.softmax(1).max(1)
         preds.append(pred)
@@ -207,6 +214,7 @@ class Run:
     l2: float
     seed: int
     eval_batch_size: int
+    tta: bool = False
     history: list[dict] = field(default_factory=list)
 
 
@@ -296,7 +304,7 @@ def fit(model: nn.Module, train: Split, test: Split, batcher: Batcher, run: Run,
         with tqdm(total=steps, desc=f"epoch {epoch}/{run.epochs}", unit="step", leave=False,
                   disable=None) as bar:
             stats = train_epoch(model, opt, sched, train, batcher, run, autocast, bar.update)
-        result = evaluate(model, test, batcher, run.eval_batch_size, autocast)
+        result = evaluate(model, test, batcher, run.eval_batch_size, autocast, run.tta)
         if not math.isfinite(result.loss):  # finite train losses can still leave inf/nan BN statistics
             raise diverged(epoch, steps, result.loss)
         seconds += time.perf_counter() - start

@@ -54,7 +54,7 @@ def run_for(params: Params) -> Run:
     """The plain training values engine.fit takes, from validated params."""
     r = params.recipe
     return Run(r.epochs, r.batch_size, r.lr, r.momentum, r.schedule, params.l1, params.l2, params.seed,
-               params.engine.eval_batch_size)
+               params.engine.eval_batch_size, r.tta)
 
 
 def model_for(params: Params, in_channels: int, classes: int) -> nn.Module:

@@ -29,7 +29,8 @@ def main() -> None:
     except Exception as err:  # unpicklable, truncated or foreign: one line, not a traceback
         raise NormlabError(f"{MODEL}: not a loadable normlab model ({type(err).__name__}); rerun train") from None
     exp.model.load_state_dict(state["model"])
-    result = evaluate(exp.model, exp.test, exp.batcher, params.engine.eval_batch_size, exp.autocast)
+    result = evaluate(exp.model, exp.test, exp.batcher, params.engine.eval_batch_size, exp.autocast,
+                      params.recipe.tta)
     actual = exp.test.labels.cpu().numpy()
     predicted = result.predictions.numpy()
     history = state["history"]

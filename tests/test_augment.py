@@ -1,10 +1,14 @@
-"""The hand-written batch rotation (engine.RandomRotation) does what RandomRotation promises."""
+"""The hand-written batch rotation (engine.RandomRotation) does what RandomRotation promises, and
+test-time flip augmentation scores what it says."""
 
+import contextlib
 import math
 
 import torch
+import torch.nn.functional as F
 
-from normlab.engine import RandomRotation
+from normlab.data import Split
+from normlab.engine import Batcher, RandomRotation, evaluate
 
 
 def centre_angle(x: torch.Tensor) -> torch.Tensor:
@@ -29,3 +33,19 @@ def test_each_image_turns_by_its_own_angle_within_the_range():
     assert turned.abs().max() <= 30 + 1.5  # bilinear sampling blurs the centroid a little
     assert turned.std() > 10  # per image, not one angle for the batch (uniform ±30°: std ≈ 17°)
     assert math.isclose(turned.mean().item(), 0.0, abs_tol=4.0)
+
+
+def test_tta_scores_each_image_by_the_mean_logits_of_it_and_its_mirror():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6 * 6, 10))  # not mirror-symmetric
+    split = Split(torch.randint(0, 256, (300, 1, 6, 6), dtype=torch.uint8), torch.randint(0, 10, (300,)))
+    batcher = Batcher.fit(split.images)
+    plain = evaluate(model, split, batcher, 128, contextlib.nullcontext)
+    tta = evaluate(model, split, batcher, 128, contextlib.nullcontext, tta=True)
+
+    x = batcher(split.images, train=False)
+    with torch.no_grad():
+        logits = (model(x) + model(x.flip(-1))) / 2
+    assert torch.equal(tta.predictions, logits.argmax(1))
+    assert math.isclose(tta.loss, F.cross_entropy(logits, split.labels).item(), rel_tol=1e-5)
+    assert not torch.equal(plain.predictions, tta.predictions)  # so the two paths really differ

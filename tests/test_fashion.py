@@ -64,3 +64,4 @@ def test_fashion_class_names_reach_metrics_and_confusion(repo):
     assert {name for row in rows for name in row.split(",")} <= set(classes)
     assert "Ankle boot" in {row.split(",")[0] for row in rows}
     assert json.loads((repo / "metrics" / "run.json").read_text())["data"] == "fashion-mnist"
+    assert ev["test"]["acc"] == ev["final"]["acc"]  # evaluate scores as training did: with the recipe's tta
