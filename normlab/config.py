@@ -40,7 +40,7 @@ class _Strict(BaseModel):
 class Recipe(_Strict):
     """How one variant is trained; defaults live in params.yaml, per dataset."""
 
-    model: Literal["cnn", "resnet"]
+    model: Literal["cnn", "cnn-pad", "resnet"]
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)

@@ -50,7 +50,8 @@ def test_fashion_download_verifies_and_loads(repo):
     assert train.images.shape == (512, 1, 28, 28) and test.images.shape == (10000, 1, 28, 28)
     assert torch.equal(test.labels.bincount(), torch.full((10,), 1000))
     params = config.load(repo / "params.yaml")
-    assert params.recipe.flip and params.recipe.rotate == 0  # the fashion-mnist recipe, not MNIST's
+    assert params.recipe.flip and params.recipe.tta and params.recipe.rotate == 0  # Fashion's recipe, not MNIST's
+    assert params.recipe.model == "cnn-pad"
 
 
 def test_fashion_class_names_reach_metrics_and_confusion(repo):

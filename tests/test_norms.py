@@ -66,9 +66,10 @@ def test_in_is_groupnorm_with_c_groups_and_none_is_identity():
     assert isinstance(make_norm("none", C, 4, "conv1"), nn.Identity)
 
 
+@pytest.mark.parametrize("layout", ["cnn", "cnn-pad"])
 @pytest.mark.parametrize("norm", ["bn", "gn", "ln", "in", "none"])
-def test_mnist_net_is_under_10k_params_with_the_chosen_norm(norm):
-    model = MnistNet(norm, groups=4, dropout=0.05)
+def test_mnist_net_is_under_10k_params_with_the_chosen_norm(norm, layout):
+    model = build(layout, norm, 4, 0.05, 1, 10)
     assert count_params(model) < 10_000
     kinds = {type(m) for m in model.modules()}
     assert {"bn": nn.BatchNorm2d, "gn": nn.GroupNorm, "ln": nn.GroupNorm, "in": nn.GroupNorm,
@@ -143,3 +144,13 @@ def test_l2_decays_exactly_the_conv_and_linear_weights(norm):
     for name, p in model.named_parameters():
         factor = 1 - lr * l2 if name in weights else 1.0
         torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
+
+
+def test_padded_layout_has_the_same_weights_and_keeps_more_of_the_image():
+    """cnn-pad differs from cnn only in padding and one pool: same parameter shapes, larger maps."""
+    valid, padded = build("cnn", "bn", 4, 0.0, 1, 10), build("cnn-pad", "bn", 4, 0.0, 1, 10)
+    assert [p.shape for p in valid.parameters()] == [p.shape for p in padded.parameters()]
+    x = torch.zeros(2, 1, 28, 28)
+    after_conv4 = [net.features[:6](x).shape[-1] for net in (valid, padded)]  # conv1 … conv4
+    assert after_conv4 == [8, 14]
+    assert [net.features(x).shape[-1] for net in (valid, padded)] == [8, 7]
