@@ -1,10 +1,11 @@
-"""The normalization layers under study, all from torch.nn, chosen by one name.
+"""The normalization layers under study, torch.nn's, chosen by one name.
 
 LayerNorm and InstanceNorm are GroupNorm with 1 and C groups: the same layer at two extremes
 (Wu & He 2018). So LN normalises each sample over (C, H, W) with a per-channel affine (2·C
 parameters) — which `nn.LayerNorm([C, H, W])` would not: it learns C·H·W of each.
 """
 
+import torch
 from torch import nn
 
 from normlab.errors import NormlabError
@@ -17,6 +18,22 @@ AXES = {
     "in": "each sample and channel over (H, W): GroupNorm with C groups",
     "none": "nothing: identity",
 }
+
+
+class GroupNorm(nn.GroupNorm):
+    """nn.GroupNorm, faster on a CPU for channels-last maps with more than one group.
+
+    torch's CPU kernel is slow for that case: a bf16 training step of the MNIST net with GN(4)
+    took 39.7 ms against 21.0 with LN, GroupNorm(1, C). Normalising a contiguous copy and
+    converting back took the GN step to 24.9 ms. Same arithmetic, other kernel: results
+    differ from nn.GroupNorm's only by float rounding. Elsewhere this is nn.GroupNorm.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.num_groups > 1 and x.device.type == "cpu" and x.dim() == 4 \
+                and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
 
 
 def check_groups(groups: int, channels: int, layer: str) -> None:
@@ -33,11 +50,11 @@ def make_norm(norm: str, channels: int, groups: int, layer: str) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if norm == "gn":
         check_groups(groups, channels, layer)
-        return nn.GroupNorm(groups, channels)
+        return GroupNorm(groups, channels)
     if norm == "ln":
         return nn.GroupNorm(1, channels)
     if norm == "in":
-        return nn.GroupNorm(channels, channels)
+        return GroupNorm(channels, channels)
     if norm == "none":
         return nn.Identity()
     raise NormlabError(f"params.yaml: norm = {norm!r}: allowed {', '.join(AXES)}")

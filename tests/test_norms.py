@@ -44,6 +44,28 @@ def test_norm_matches_its_definition(norm):
     torch.testing.assert_close(layer(x), expected(norm, x) * scale + shift)
 
 
+@pytest.mark.parametrize("norm", ["gn", "ln", "in"])
+def test_norm_on_channels_last_maps_matches_its_definition_and_keeps_the_layout(norm):
+    """The CPU channels-last path of norms.GroupNorm: same values and gradients, same layout."""
+    torch.manual_seed(0)
+    x = (torch.randn(N, C, H, W, dtype=torch.float64) * 3 + 1).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    layer = make_norm(norm, C, 2, "conv1").double()
+    with torch.no_grad():
+        layer.weight.uniform_(0.5, 2.0)
+        layer.bias.uniform_(-1.0, 1.0)
+    out = layer(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)  # the next conv stays channels-last
+    scale, shift = layer.weight.view(1, C, 1, 1), layer.bias.view(1, C, 1, 1)
+    torch.testing.assert_close(out, expected(norm, x.detach()) * scale + shift)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, [x, layer.weight, layer.bias], grad)
+    x0 = x.detach().contiguous().requires_grad_()
+    want = torch.autograd.grad(expected(norm, x0) * scale + shift, [x0, layer.weight, layer.bias], grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
 @pytest.mark.parametrize("norm", ["bn", "gn", "ln", "in"])
 def test_norms_differ_from_each_other(norm):
     """Guards the test above: the four hand computations really are four different things."""
@@ -71,9 +93,9 @@ def test_in_is_groupnorm_with_c_groups_and_none_is_identity():
 def test_mnist_net_is_under_10k_params_with_the_chosen_norm(norm, layout):
     model = build(layout, norm, 4, 0.05, 1, 10)
     assert count_params(model) < 10_000
-    kinds = {type(m) for m in model.modules()}
-    assert {"bn": nn.BatchNorm2d, "gn": nn.GroupNorm, "ln": nn.GroupNorm, "in": nn.GroupNorm,
-            "none": nn.Identity}[norm] in kinds
+    kind = {"bn": nn.BatchNorm2d, "gn": nn.GroupNorm, "ln": nn.GroupNorm, "in": nn.GroupNorm,
+            "none": nn.Identity}[norm]
+    assert any(isinstance(m, kind) for m in model.modules())
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
