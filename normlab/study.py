@@ -185,9 +185,17 @@ def apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
 PLACE_AND_SPEED = ("device", "engine")
 
 
+# Recipe keys added after experiments had been run, with the value that computes what those runs
+# computed: their model/params.json lacks the key, and without this every older run would look
+# unfinished (`make study` would retrain it, `make report` would not find it).
+RECIPE_ADDED = {"tta": False}
+
+
 def science(resolved: dict) -> str:
     """What a run computes: resolved params without device and speed knobs, as a stable key."""
-    return json.dumps({k: v for k, v in resolved.items() if k not in PLACE_AND_SPEED}, sort_keys=True)
+    kept = {k: v for k, v in resolved.items() if k not in PLACE_AND_SPEED}
+    kept["recipe"] = {**RECIPE_ADDED, **kept["recipe"]}
+    return json.dumps(kept, sort_keys=True)
 
 
 def resolve(raw: dict, run: Run) -> dict:

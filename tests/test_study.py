@@ -65,6 +65,16 @@ def test_identity_ignores_where_a_run_ran_but_not_what_it_computed(spec):
     assert study.science({**base, "l1": 1e-4}) != study.science(base)
 
 
+def test_a_run_from_before_a_recipe_key_existed_is_the_same_run(spec):
+    """Experiments trained before `recipe.tta` existed computed tta = false; they stay finished."""
+    run = study.plan(spec, ["norms"]).runs[0]
+    base = study.resolve(RAW, run)
+    assert base["recipe"]["tta"] is False  # MNIST's recipe
+    older = {**base, "recipe": {k: v for k, v in base["recipe"].items() if k != "tta"}}
+    assert study.science(older) == study.science(base)
+    assert study.science({**base, "recipe": {**base["recipe"], "tta": True}}) != study.science(older)
+
+
 @pytest.mark.parametrize("text, message", [
     ("studies: {s: {epochs: 0, seeds: [0], variants: {bn: {norm: bn}}}}", "studies.s.epochs"),
     ("studies: {s: {epochs: 1, seeds: [0], variants: {}}}", "studies.s.variants"),
