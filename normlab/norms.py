@@ -52,7 +52,7 @@ def make_norm(norm: str, channels: int, groups: int, layer: str) -> nn.Module:
         check_groups(groups, channels, layer)
         return GroupNorm(groups, channels)
     if norm == "ln":
-        return nn.GroupNorm(1, channels)
+        return GroupNorm(1, channels)
     if norm == "in":
         return GroupNorm(channels, channels)
     if norm == "none":
