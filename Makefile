@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 # `dvc plots show` page with vega inlined, so charts draw offline (.dvc/config.local names it).
 TEMPLATE := .dvc/plots_template.html
 
-.PHONY: repro test bench install clean study report
+.PHONY: repro test test-all lint bench install clean study report
 
 # The venv is rebuilt only when the pinned dependencies change.
 $(STAMP): pyproject.toml requirements.lock
@@ -43,8 +43,15 @@ study: $(STAMP) $(TEMPLATE)
 report: $(STAMP)
 	$(BIN)/python -m normlab.report $(ARGS)
 
+# `make test` leaves out the tests marked slow; `make test-all` runs just those (CI runs both).
 test: $(STAMP) $(TEMPLATE)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: $(STAMP) $(TEMPLATE)
+	$(BIN)/python -m pytest -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 # Seed-style loop vs normlab's engine, same model and steps (not part of `make test`).
 # Extra options: make bench BENCH_ARGS="--device cuda --steps 400 --stage"
