@@ -14,10 +14,10 @@ because a shared machine is noisy. The arms differ only in how the loop is writt
   `DataLoader(shuffle=True, num_workers=…)`, `loss.item()` and the hit count read every step,
   float32, default memory format, torch's `nn.Dropout` (normlab's model draws its CPU dropout
   masks more cheaply, see models.Dropout; same architecture, weights and p otherwise);
-- normlab: `experiment.prepare(params)` + `engine.train_epoch`, exactly what `dvc repro` runs
+- normlab: `prepare.prepare(params)` + `loop.train_epoch`, exactly what `dvc repro` runs
   (`data.limit` = steps × batch size, so one epoch is the timed steps).
 
-Each arm's model is then scored on the whole test set by the same `engine.evaluate`, so the
+Each arm's model is then scored on the whole test set by the same `loop.evaluate`, so the
 table shows that the faster loop learns as well. Needs only torch and this package.
 """
 
@@ -43,8 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from normlab import config  # noqa: E402
-from normlab.engine import compile_model, evaluate, make_optimizer, make_scheduler, train_epoch  # noqa: E402
-from normlab.experiment import prepare, run_for  # noqa: E402
+from normlab.device import compile_model  # noqa: E402
+from normlab.loop import evaluate, make_optimizer, make_scheduler, train_epoch  # noqa: E402
+from normlab.prepare import prepare  # noqa: E402
 from normlab.models import Dropout  # noqa: E402
 
 
@@ -139,11 +140,12 @@ def fresh(model, params, seed: int, steps: int):
 
 
 def normlab_train(exp, params, net, opt, sched, seed: int) -> float:
-    """One `engine.train_epoch` over the limited split (= the timed steps); returns seconds."""
+    """One `loop.train_epoch` over the limited split (= the timed steps); returns seconds."""
     torch.manual_seed(seed)
     sync(exp.device)
     start = time.perf_counter()
-    train_epoch(net, opt, sched, exp.train, exp.batcher, run_for(params.model_copy(update={"seed": seed})), exp.autocast, lambda n: None)
+    train_epoch(net, opt, sched, exp.train, exp.batcher, batch_size=params.recipe.batch_size, l1=params.l1,
+                autocast=exp.autocast, epoch=1, progress=lambda n: None)
     sync(exp.device)
     return time.perf_counter() - start
 

@@ -9,19 +9,21 @@ Every validation problem becomes one line naming the key, the bad value and what
 """
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from normlab.errors import NormlabError
 
-NORMS = ("bn", "gn", "ln", "in", "none")
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar10-proxy")
-RECIPES = ("mnist", "fashion-mnist", "cifar10")
+Norm = Literal["bn", "gn", "ln", "in", "none"]
+Dataset = Literal["mnist", "fashion-mnist", "cifar10", "cifar10-proxy"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+RecipeName = Literal["mnist", "fashion-mnist", "cifar10"]
+NORMS: tuple[Norm, ...] = get_args(Norm)
+DATASETS: tuple[Dataset, ...] = get_args(Dataset)
 # The proxy exists to exercise and tune the CIFAR-10 path, so it always trains with CIFAR-10's recipe.
 RECIPE_OF = {"cifar10-proxy": "cifar10"}
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 class _Strict(BaseModel):
@@ -38,7 +40,12 @@ class _Strict(BaseModel):
 
 
 class Recipe(_Strict):
-    """How one variant is trained; defaults live in params.yaml, per dataset."""
+    """How one variant is trained; the values live in params.yaml, per dataset.
+
+    A key added after runs were recorded gets a default equal to what runs computed before it
+    existed (`tta: False`): a record without the key then still names the same run (see
+    normlab.analysis.records.identity), and params.yaml may omit it.
+    """
 
     model: Literal["cnn", "cnn-pad", "resnet"]
     epochs: int = Field(ge=1)
@@ -51,7 +58,7 @@ class Recipe(_Strict):
     crop: int = Field(ge=0)  # random-crop padding in pixels; 0 = off
     flip: bool  # random horizontal flip
     cutout: int = Field(ge=0)  # side of one zeroed square in pixels; 0 = off
-    tta: bool  # test-time augmentation: score each test image as the mean logits of it and its mirror
+    tta: bool = False  # test-time flip: score each test image by the mean logits of it and its mirror
 
 
 class Data(_Strict):
@@ -69,29 +76,29 @@ class Engine(_Strict):
 
 
 class _Top(_Strict):
-    dataset: Literal[DATASETS]  # type: ignore[valid-type]
-    norm: Literal[NORMS]  # type: ignore[valid-type]
+    dataset: Dataset
+    norm: Norm
     groups: int = Field(ge=1)
     l1: float = Field(ge=0)
     l2: float = Field(ge=0)
     seed: int = Field(ge=0)
-    device: Literal[DEVICES]  # type: ignore[valid-type]
+    device: Device
     data: Data
     engine: Engine
     train: dict[str, Any]
-    recipes: dict[Literal[RECIPES], dict[str, Any]]  # type: ignore[valid-type]
+    recipes: dict[RecipeName, dict[str, Any]]
 
 
 class Params(_Strict):
     """The validated params of one run, with the recipe already resolved for its dataset."""
 
-    dataset: str
-    norm: str
+    dataset: Dataset
+    norm: Norm
     groups: int
     l1: float
     l2: float
     seed: int
-    device: str
+    device: Device
     limit: int
     engine: Engine
     recipe: Recipe

@@ -35,7 +35,7 @@ def percentiles(values: torch.Tensor, prefix: str) -> dict[str, float]:
 
 
 def feature_probe(images: torch.Tensor) -> Callable[[nn.Module], dict[str, float]]:
-    """A probe for `engine.fit`: percentiles of the last block's norm input and output on `images`.
+    """A probe for `loop.fit`: percentiles of the last block's norm input and output on `images`.
 
     `images` is a ready input batch (already normalised). Hooks live only during the probe's
     forward pass; the model's train/eval mode is restored afterwards.

@@ -1,8 +1,8 @@
 """The networks, with the norm layer switchable: a seed-style MNIST CNN under 10k parameters and
 a residual CNN under 50k parameters for CIFAR-10.
 
-MnistNet blocks are Conv → ReLU → Norm → Dropout, as in the seed notebooks, so that swapping
-`norm` changes exactly one thing. Convs carry no bias: every norm but `none` has its own shift.
+MnistNet blocks are Conv → ReLU → Norm → Dropout, as in the course write-ups normlab
+replicates (README: Studies), so that swapping `norm` changes exactly one thing. Convs carry no bias: every norm but `none` has its own shift.
 """
 
 import math
@@ -18,8 +18,8 @@ class Dropout(nn.Module):
     """Dropout (zero each element with probability p, scale the rest by 1/(1-p)), cheap on a CPU.
 
     Why not nn.Dropout: on a CPU torch draws its mask with one call of its serial random
-    generator per element (bernoulli_), and with dropout after every MNIST block that was 35 %
-    of a training step on 2 cores. Here only the dropped elements are drawn: the gaps between
+    generator per element (bernoulli_), and with dropout after every MNIST block that was a
+    third of a training step on 2 cores (docs/performance.md). Here only the dropped elements are drawn: the gaps between
     them are i.i.d. geometric(p), so for p = 0.05 the generator runs for ~5 % of the elements
     and the mask is exactly Bernoulli(1 - p) per element, as torch's. (The cost grows with p.)
     Elsewhere (CUDA, MPS) torch's own dropout is already cheap and CUDA-graph safe.
@@ -73,15 +73,15 @@ class ConvBlock(nn.Sequential):
 
 
 class MnistNet(nn.Module):
-    """The seed notebooks' CNN, 8,690 parameters with any norm (8,602 with `norm=none`).
+    """The write-ups' style of MNIST CNN, 8,690 parameters with any norm (8,602 with `norm=none`).
 
     Channels 8, 16, 8 (1×1 squeeze), 16, 16, 24, then global average pooling and a 1×1 head.
     `padded=False` (`model: cnn`, MNIST's): valid 3×3 convs but the last, 28×28 → 26 → 24 →
     pool 12 → 12 → 10 → 8 → 8, receptive field 18.
     `padded=True` (`model: cnn-pad`, Fashion-MNIST's): the same weights, every 3×3 conv padded
     and a second pool, 28 → 28 → 28 → pool 14 → 14 → 14 → 14 → pool 7 → 7, receptive field 24.
-    Each weight sees 1.5× the positions: that lifted Fashion LN from 91.3 to 91.9 %, where the
-    net underfits, but on MNIST gave BN 99.37 % against 99.47 % (one seed each; README).
+    Each weight sees 1.5× the positions: that helps on Fashion-MNIST, where the net underfits,
+    not on MNIST (measurements: docs/fashion-mnist.md).
     """
 
     def __init__(self, norm: str, groups: int, dropout: float, in_channels: int = 1, classes: int = 10,
@@ -113,9 +113,8 @@ class MnistNet(nn.Module):
 class SepConv(nn.Sequential):
     """Depthwise 3×3 → pointwise 1×1 → Norm → ReLU: a 3×3 conv's reach for ~1/9 of its weights.
 
-    Under a 50k-parameter budget this buys depth and width: on the CIFAR-10 proxy (20 epochs,
-    GPU, one seed) it reached BN 83.4 / GN 78.7 / LN 79.5 % where a plain-conv ResNet of the same
-    size reached 79.3 / 74.9 / 74.1 % and underfit (train accuracy 82 %).
+    Under a 50k-parameter budget this buys depth and width: on the CIFAR-10 proxy it beat a
+    plain-conv ResNet of the same size by ~4 points, which underfit (docs/cifar10-proxy.md).
     """
 
     def __init__(self, c_in: int, c_out: int, norm: str, groups: int, name: str):
@@ -172,9 +171,7 @@ def build(model: str, norm: str, groups: int, dropout: float, in_channels: int, 
     """The network named by the recipe's `model`."""
     if model in ("cnn", "cnn-pad"):
         return MnistNet(norm, groups, dropout, in_channels, classes, padded=model == "cnn-pad")
-    if model == "resnet":
-        return ResNet(norm, groups, dropout, in_channels, classes)
-    raise NotImplementedError(model)  # config.Recipe admits only the models above
+    return ResNet(norm, groups, dropout, in_channels, classes)  # "resnet": Recipe admits no other
 
 
 def penalized(model: nn.Module) -> list[nn.Parameter]:

@@ -1,4 +1,5 @@
-"""The normalization layers under study, torch.nn's, chosen by one name.
+"""The normalization layers under study, chosen by one name: torch's BatchNorm2d and
+normlab's GroupNorm (torch's, with a faster CPU path), which also serves as LN and IN.
 
 LayerNorm and InstanceNorm are GroupNorm with 1 and C groups: the same layer at two extremes
 (Wu & He 2018). So LN normalises each sample over (C, H, W) with a per-channel affine (2·C
@@ -8,6 +9,7 @@ parameters) — which `nn.LayerNorm([C, H, W])` would not: it learns C·H·W of 
 import torch
 from torch import nn
 
+from normlab.config import Norm
 from normlab.errors import NormlabError
 
 # What each norm averages over, for an N×C×H×W input (used by the explainer and the README).
@@ -23,10 +25,10 @@ AXES = {
 class GroupNorm(nn.GroupNorm):
     """nn.GroupNorm, faster on a CPU for channels-last maps with more than one group.
 
-    torch's CPU kernel is slow for that case: a bf16 training step of the MNIST net with GN(4)
-    took 39.7 ms against 21.0 with LN, GroupNorm(1, C). Normalising a contiguous copy and
-    converting back took the GN step to 24.9 ms. Same arithmetic, other kernel: results
-    differ from nn.GroupNorm's only by float rounding. Elsewhere this is nn.GroupNorm.
+    torch's CPU kernel is slow for that case: a GN(4) training step of the MNIST net took
+    almost twice an LN one. Normalising a contiguous copy and converting back brings it close
+    to LN (docs/performance.md). Same arithmetic, other kernel: results differ from
+    nn.GroupNorm's only by float rounding. Elsewhere this is nn.GroupNorm.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -44,7 +46,7 @@ def check_groups(groups: int, channels: int, layer: str) -> None:
                            f"layer '{layer}' (norm=gn; divisors of {channels}: {divisors})")
 
 
-def make_norm(norm: str, channels: int, groups: int, layer: str) -> nn.Module:
+def make_norm(norm: Norm, channels: int, groups: int, layer: str) -> nn.Module:
     """The norm layer for `channels` feature maps; `layer` names it in errors."""
     if norm == "bn":
         return nn.BatchNorm2d(channels)
@@ -55,6 +57,4 @@ def make_norm(norm: str, channels: int, groups: int, layer: str) -> nn.Module:
         return GroupNorm(1, channels)
     if norm == "in":
         return GroupNorm(channels, channels)
-    if norm == "none":
-        return nn.Identity()
-    raise NormlabError(f"params.yaml: norm = {norm!r}: allowed {', '.join(AXES)}")
+    return nn.Identity()  # norm == "none"; config.Norm admits nothing else

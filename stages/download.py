@@ -4,14 +4,14 @@ For CIFAR-10 the verified archive is kept (so a rerun re-checks its md5 instead 
 again) and its binary batches are unpacked beside it.
 """
 
-from normlab import config, data
+from normlab import config, data, fetch
 from normlab.errors import run_stage
-from normlab.experiment import RAW
+from normlab.outputs import RAW
 
 
 def main() -> None:
     params = config.load()
-    for line in data.download(params.dataset, RAW / params.dataset):
+    for line in fetch.download(params.dataset, RAW / params.dataset):
         print(line)
     if data.spec(params.dataset).note:
         print(f"*** {data.describe(params.dataset)} ***")

@@ -6,17 +6,17 @@ DVC deletes a stage's outputs right before running it; validating first means a 
 
 from normlab import config
 from normlab.errors import run_stage
-from normlab.experiment import validate
 from normlab.io import write_json
-
-RESOLVED = "model/params.json"
+from normlab.outputs import PARAMS_JSON
+from normlab.prepare import validate
 
 
 def main() -> None:
     params = config.load()
     validate(params)
-    write_json(RESOLVED, params.model_dump())
-    print(f"params ok: {params.dataset}, variant {params.variant}, recipe {params.recipe.model_dump()} → {RESOLVED}")
+    write_json(PARAMS_JSON, params.model_dump())
+    print(f"params ok: {params.dataset}, variant {params.variant}, "
+          f"recipe {params.recipe.model_dump()} → {PARAMS_JSON}")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,24 @@ def write_dataset(folder: Path, n_train: int = 600, n_test: int = 200, seed: int
     return {name: write_idx(folder / name, a) for name, a in zip(IDX_NAMES, arrays)}
 
 
+@pytest.fixture(autouse=True)
+def checkpoint_cache(tmp_path: Path, monkeypatch) -> Path:
+    """Each test's own normlab cache (checkpoints), never the user's ~/.cache/normlab; stage
+    subprocesses inherit it through stage_env()."""
+    from normlab.checkpoint import CACHE_ENV
+
+    cache = tmp_path / "normlab-cache"
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    return cache
+
+
+def recipe_with(**overrides):
+    """The MNIST recipe of the committed params with `overrides`, validated (config.Recipe)."""
+    from normlab.config import Recipe
+
+    return Recipe.model_validate({**repo_params()["recipes"]["mnist"], **overrides})
+
+
 def repo_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 

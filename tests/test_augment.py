@@ -1,4 +1,4 @@
-"""The hand-written batch rotation (engine.RandomRotation) does what RandomRotation promises, and
+"""The hand-written batch rotation (augment.RandomRotation) does what RandomRotation promises, and
 test-time flip augmentation scores what it says."""
 
 import contextlib
@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from normlab.data import Split
-from normlab.engine import Batcher, RandomRotation, evaluate
+from normlab.augment import Batcher, RandomRotation
+from normlab.loop import evaluate
 
 
 def centre_angle(x: torch.Tensor) -> torch.Tensor:
@@ -39,7 +40,7 @@ def test_tta_scores_each_image_by_the_mean_logits_of_it_and_its_mirror():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6 * 6, 10))  # not mirror-symmetric
     split = Split(torch.randint(0, 256, (300, 1, 6, 6), dtype=torch.uint8), torch.randint(0, 10, (300,)))
-    batcher = Batcher.fit(split.images)
+    batcher = Batcher.from_images(split.images)
     plain = evaluate(model, split, batcher, 128, contextlib.nullcontext)
     tta = evaluate(model, split, batcher, 128, contextlib.nullcontext, tta=True)
 

@@ -75,7 +75,7 @@ SUBPROCESS_CASES = [("validate", "norm-unknown"), ("validate", "typo-top-nrom"),
 @pytest.fixture
 def outputs(repo):
     """`repo` with the outputs of an earlier good run in place (dummy bytes)."""
-    for rel in ("model/params.json", "model/model.pt", "model/checkpoint.pt", "metrics/eval.json",
+    for rel in ("model/params.json", "model/model.pt", "metrics/eval.json",
                 "metrics/run.json", "dvclive/metrics.json", "plots/confusion.csv", "plots/confusion.png",
                 "data/raw/mnist/train-images-idx3-ubyte.gz"):
         path = repo / rel

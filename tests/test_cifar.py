@@ -16,10 +16,10 @@ import torch
 import yaml
 
 from conftest import ROOT, git_repo_copy
-from normlab import config, data, models
-from normlab.engine import Batcher, make_augment
+from normlab import config, data, fetch, models
+from normlab.augment import Batcher, make_augment
 from normlab.errors import NormlabError
-from normlab.experiment import validate
+from normlab.prepare import validate
 
 CLASSES = data.CIFAR_CLASSES
 
@@ -62,7 +62,7 @@ def write_archive(path: Path, per_batch: int = 20, n_test: int = 50, extra=None,
 def test_unpack_and_read_official_layout(tmp_path):
     written = write_archive(tmp_path / "a.tar.gz")
     raw = tmp_path / "raw"
-    assert data.unpack_cifar(tmp_path / "a.tar.gz", raw) == list(data.CIFAR_MEMBERS)
+    assert fetch.unpack_cifar(tmp_path / "a.tar.gz", raw) == list(data.CIFAR_MEMBERS)
     assert sorted(p.name for p in raw.iterdir()) == sorted(data.CIFAR_MEMBERS)  # readme.html is not needed
     train, test = data.load("cifar10", raw)
     want_train = np.concatenate([written[n][0] for n in data.CIFAR_TRAIN])
@@ -98,7 +98,7 @@ def test_label_out_of_range_and_meta_mismatch(tmp_path):
     with pytest.raises(NormlabError, match=r"test_batch\.bin: label 12 out of range"):
         data.read_cifar_batch(path, 10)
     write_archive(tmp_path / "a.tar.gz")
-    data.unpack_cifar(tmp_path / "a.tar.gz", tmp_path / "raw")
+    fetch.unpack_cifar(tmp_path / "a.tar.gz", tmp_path / "raw")
     (tmp_path / "raw" / data.CIFAR_META).write_text("cat\ndog\n")
     with pytest.raises(NormlabError, match=r"batches\.meta\.txt: class names \['cat', 'dog'\] differ"):
         data.load("cifar10", tmp_path / "raw")
@@ -144,7 +144,7 @@ def test_malicious_member_rejected_and_nothing_written(tmp_path, case):
     (raw / data.CIFAR_TEST).write_bytes(b"old")  # a file already there must survive untouched
     problem = "link or special file" if case in ("hardlink", "device") else case
     with pytest.raises(NormlabError) as err:
-        data.unpack_cifar(archive, raw)
+        fetch.unpack_cifar(archive, raw)
     msg = str(err.value)
     assert "\n" not in msg
     assert str(archive) in msg and repr(member) in msg and problem in msg
@@ -156,11 +156,11 @@ def test_malicious_member_rejected_and_nothing_written(tmp_path, case):
 def test_missing_member_and_broken_archive(tmp_path):
     write_archive(tmp_path / "a.tar.gz", skip="data_batch_3.bin")
     with pytest.raises(NormlabError, match=r"a\.tar\.gz: missing cifar-10-batches-bin/data_batch_3\.bin"):
-        data.unpack_cifar(tmp_path / "a.tar.gz", tmp_path / "raw")
+        fetch.unpack_cifar(tmp_path / "a.tar.gz", tmp_path / "raw")
     whole = (tmp_path / "a.tar.gz").read_bytes()
     (tmp_path / "cut.tar.gz").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(NormlabError, match=r"cut\.tar\.gz: not a readable tar\.gz archive"):
-        data.unpack_cifar(tmp_path / "cut.tar.gz", tmp_path / "raw2")
+        fetch.unpack_cifar(tmp_path / "cut.tar.gz", tmp_path / "raw2")
 
 
 @pytest.fixture
@@ -177,9 +177,9 @@ def test_real_cifar10_never_takes_an_archive_with_another_md5(offline, monkeypat
     mirror = offline / "mirror"
     (mirror / "cifar10").mkdir(parents=True)
     write_archive(mirror / "cifar10" / "cifar-10-binary.tar.gz")
-    monkeypatch.setenv(data.MIRROR_ENV, str(mirror))
+    monkeypatch.setenv(fetch.MIRROR_ENV, str(mirror))
     with pytest.raises(NormlabError, match=r"md5 [0-9a-f]{32}, expected c32a1d4ab5d03f1284b67883e8d87530"):
-        data.download("cifar10", offline / "raw" / "cifar10")
+        fetch.download("cifar10", offline / "raw" / "cifar10")
     assert not (offline / "raw" / "cifar10" / "cifar-10-binary.tar.gz").exists()
 
 
@@ -188,15 +188,15 @@ def test_proxy_comes_from_the_mirror_and_says_so(offline, monkeypatch):
     (mirror / "cifar10-proxy").mkdir(parents=True)
     archive = mirror / "cifar10-proxy" / "cifar-10-binary-proxy.tar.gz"
     write_archive(archive)
-    monkeypatch.setenv(data.MIRROR_ENV, str(mirror))
-    lines = data.download("cifar10-proxy", offline / "raw")
+    monkeypatch.setenv(fetch.MIRROR_ENV, str(mirror))
+    lines = fetch.download("cifar10-proxy", offline / "raw")
     assert f"md5 {data.md5(archive)}: no published md5 to check" in lines[0]
     assert len(data.load("cifar10-proxy", offline / "raw")[0].labels) == 100
     assert "PROXY, not CIFAR-10" in data.describe("cifar10-proxy") and data.describe("cifar10") == "cifar10"
-    monkeypatch.delenv(data.MIRROR_ENV)
+    monkeypatch.delenv(fetch.MIRROR_ENV)
     (offline / "raw" / "cifar-10-binary-proxy.tar.gz").unlink()
     with pytest.raises(NormlabError, match="no source worked.*PROXY, not CIFAR-10"):
-        data.download("cifar10-proxy", offline / "raw")
+        fetch.download("cifar10-proxy", offline / "raw")
 
 
 def test_proxy_trains_with_the_cifar10_recipe():
@@ -233,7 +233,7 @@ def test_augment_and_normalisation_on_rgb_batches():
     torch.manual_seed(0)
     images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     images[:, 0] //= 4  # channels with different statistics
-    batcher = Batcher.fit(images, augment=make_augment(0, 4, True, 8, 32))
+    batcher = Batcher.from_images(images, augment=make_augment(0, 4, True, 8, 32))
     x = images.float() / 255
     assert torch.allclose(batcher.mean.flatten(), x.mean(dim=(0, 2, 3)), atol=1e-6)
     assert torch.allclose(batcher.std.flatten(), x.std(dim=(0, 2, 3)), atol=1e-6)
@@ -250,7 +250,7 @@ def test_dvc_exp_run_cifar10_proxy_end_to_end(tmp_path):
     mirror = tmp_path / "mirror"
     (mirror / "cifar10-proxy").mkdir(parents=True)
     write_archive(mirror / "cifar10-proxy" / "cifar-10-binary-proxy.tar.gz")
-    env = {**os.environ, data.MIRROR_ENV: str(mirror), "PYTHONDONTWRITEBYTECODE": "1",
+    env = {**os.environ, fetch.MIRROR_ENV: str(mirror), "PYTHONDONTWRITEBYTECODE": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
     def sh(*cmd: str) -> str:

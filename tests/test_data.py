@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from normlab import data
+from normlab import data, fetch
 from normlab.errors import NormlabError
 
 from conftest import IDX_NAMES, synthetic_images, write_dataset, write_idx
@@ -71,7 +71,7 @@ def synth(tmp_path, monkeypatch):
     spec = data.Spec(files={name: data.md5(p) for name, p in good.items()}, urls=(UNREACHABLE,),
                      classes=tuple("0123456789"), n_train=40)
     monkeypatch.setitem(data.SPECS, "synth", spec)
-    monkeypatch.delenv(data.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -91,10 +91,10 @@ def _leftovers(folder: Path) -> list[Path]:
 
 
 def test_mirror_folder_laid_out_dataset_slash_file_is_used(synth, tmp_path, monkeypatch):
-    monkeypatch.setenv(data.MIRROR_ENV, str(_mirror(tmp_path / "mirror", synth)))
+    monkeypatch.setenv(fetch.MIRROR_ENV, str(_mirror(tmp_path / "mirror", synth)))
     dest = Path("raw/synth")
     for name, good in synth.items():
-        source = data.fetch("synth", name, dest / name)
+        source = fetch.fetch("synth", name, dest / name)
         assert source == str(tmp_path / "mirror" / "synth" / name)
         assert (dest / name).read_bytes() == good.read_bytes()
     assert not _leftovers(dest)
@@ -103,16 +103,16 @@ def test_mirror_folder_laid_out_dataset_slash_file_is_used(synth, tmp_path, monk
 def test_shipped_copy_comes_first(synth, tmp_path, monkeypatch):
     name = IDX_NAMES[1]
     _mirror(Path("data"), synth)  # data/synth/<file> relative to the cwd, as in the repo
-    monkeypatch.setenv(data.MIRROR_ENV, str(_mirror(tmp_path / "mirror", synth)))
-    assert data.fetch("synth", name, Path("raw") / name) == str(Path("data/synth") / name)
+    monkeypatch.setenv(fetch.MIRROR_ENV, str(_mirror(tmp_path / "mirror", synth)))
+    assert fetch.fetch("synth", name, Path("raw") / name) == str(Path("data/synth") / name)
 
 
 def test_md5_mismatch_is_discarded_and_the_next_source_tried(synth, tmp_path, monkeypatch):
     name = IDX_NAMES[0]
     _mirror(Path("data"), synth, bad=(name,))  # the shipped copy is damaged
-    monkeypatch.setenv(data.MIRROR_ENV, str(_mirror(tmp_path / "mirror", synth)))
+    monkeypatch.setenv(fetch.MIRROR_ENV, str(_mirror(tmp_path / "mirror", synth)))
     dest = Path("raw") / name
-    assert data.fetch("synth", name, dest) == str(tmp_path / "mirror" / "synth" / name)
+    assert fetch.fetch("synth", name, dest) == str(tmp_path / "mirror" / "synth" / name)
     assert dest.read_bytes() == synth[name].read_bytes()
     assert not _leftovers(dest.parent)
 
@@ -122,8 +122,8 @@ def test_a_bad_file_already_in_place_is_replaced(synth, tmp_path, monkeypatch):
     dest = Path("raw") / name
     dest.parent.mkdir()
     dest.write_bytes(synth[name].read_bytes()[:-10])  # a truncated earlier download
-    monkeypatch.setenv(data.MIRROR_ENV, str(_mirror(tmp_path / "mirror", synth)))
-    data.fetch("synth", name, dest)
+    monkeypatch.setenv(fetch.MIRROR_ENV, str(_mirror(tmp_path / "mirror", synth)))
+    fetch.fetch("synth", name, dest)
     assert dest.read_bytes() == synth[name].read_bytes()
 
 
@@ -132,24 +132,24 @@ def test_all_sources_failing_is_one_line_listing_what_was_tried(synth, tmp_path,
     _mirror(Path("data"), synth, bad=(name,))  # shipped: wrong md5
     mirror = tmp_path / "mirror"
     (mirror / "synth").mkdir(parents=True)  # mirror: file missing; official host: unreachable
-    monkeypatch.setenv(data.MIRROR_ENV, str(mirror))
+    monkeypatch.setenv(fetch.MIRROR_ENV, str(mirror))
     dest = Path("raw") / name
     with pytest.raises(NormlabError) as err:
-        data.fetch("synth", name, dest)
+        fetch.fetch("synth", name, dest)
     message = str(err.value)
     assert "\n" not in message
     assert f"data/synth/{name} (md5" in message
     assert f"{mirror / 'synth' / name} (missing)" in message
     assert f"{UNREACHABLE}{name} (" in message
-    assert data.MIRROR_ENV in message
+    assert fetch.MIRROR_ENV in message
     assert not dest.exists() and not _leftovers(dest.parent)
 
 
 def test_mirror_pointing_at_a_missing_folder_is_a_clear_error(synth, tmp_path, monkeypatch):
     missing = tmp_path / "no-such-mirror"
-    monkeypatch.setenv(data.MIRROR_ENV, str(missing))
-    with pytest.raises(NormlabError, match=f"{data.MIRROR_ENV}={missing}: no such folder"):
-        data.fetch("synth", IDX_NAMES[0], Path("raw") / IDX_NAMES[0])
+    monkeypatch.setenv(fetch.MIRROR_ENV, str(missing))
+    with pytest.raises(NormlabError, match=f"{fetch.MIRROR_ENV}={missing}: no such folder"):
+        fetch.fetch("synth", IDX_NAMES[0], Path("raw") / IDX_NAMES[0])
 
 
 def test_unknown_dataset_is_a_one_line_error():

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from conftest import TEMPLATE, git_repo_copy, stage_env
-from normlab.report import flatten
 
 pytestmark = pytest.mark.e2e
 QUICK = {"data.limit": 1000, "train.epochs": 1}
@@ -30,6 +29,14 @@ def clone(tmp_path_factory) -> Path:
     return git_repo_copy(tmp_path_factory.mktemp("e2e") / "repo", QUICK)
 
 
+def flatten(nested: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} → {'a.b': 1}: `dvc metrics diff --json` nests metric names by dots."""
+    flat = {}
+    for key, value in nested.items():
+        flat.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
+
+
 def test_repro_then_ln_experiment_metrics_diff_plots_and_exp_show(clone, tmp_path):
     sh(clone, "dvc", "repro")
     metrics = json.loads((clone / "metrics/eval.json").read_text())
@@ -38,7 +45,7 @@ def test_repro_then_ln_experiment_metrics_diff_plots_and_exp_show(clone, tmp_pat
     assert 0 < metrics["params"] < 10_000 and len(metrics["per_class_acc"]) == 10
     run = json.loads((clone / "metrics/run.json").read_text())
     assert run["device"] == "cpu" and run["seconds"] > 0 and run["precision"] in ("bf16", "float32")
-    for rel in ("model/model.pt", "model/checkpoint.pt", "model/params.json", "dvc.lock",
+    for rel in ("model/model.pt", "model/params.json", "dvc.lock",
                 "plots/confusion.csv", "plots/confusion.png", "plots/misclassified.png",
                 "dvclive/plots/metrics/test/acc.tsv", "data/raw/mnist/train-images-idx3-ubyte.gz"):
         assert (clone / rel).is_file(), rel

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from conftest import ROOT, copy_code
-from normlab import config, data
+from normlab import config, data, fetch
 
 MIRROR = Path(os.environ.get("NORMLAB_TEST_MIRROR", ROOT.parent / "shared" / "datasets"))
 if not (MIRROR / "fashion-mnist").is_dir():
@@ -34,7 +34,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def stage(repo: Path, name: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, data.MIRROR_ENV: str(MIRROR), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, fetch.MIRROR_ENV: str(MIRROR), "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run([sys.executable, "-m", f"stages.{name}"], cwd=repo, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr

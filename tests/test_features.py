@@ -8,6 +8,8 @@ from normlab.features import PERCENTILES, feature_probe, last_norm
 from normlab import models
 from normlab.models import MnistNet
 
+from conftest import recipe_with
+
 
 def model_and_images(norm: str):
     torch.manual_seed(0)
@@ -71,10 +73,13 @@ def test_probe_reads_the_cifar_nets_last_sepconv_norm(norm):
 
 def tiny_fit(tmp_path, probe_images: torch.Tensor | None) -> list[dict]:
     """Two epochs on 64 synthetic images, with or without the probe; returns the epoch records."""
+    import contextlib
+
+    from normlab.augment import Batcher
     from normlab.checkpoint import Checkpoint
     from normlab.data import Split
-    from normlab.engine import Batcher, Run, fit, seed_everything
-    import contextlib
+    from normlab.device import seed_everything
+    from normlab.loop import fit
 
     seed_everything(0)
     g = torch.Generator().manual_seed(0)
@@ -82,16 +87,14 @@ def tiny_fit(tmp_path, probe_images: torch.Tensor | None) -> list[dict]:
                   torch.randint(0, 10, (64,), generator=g))
     test = Split(train.images[:32].clone(), train.labels[:32].clone())
     model = MnistNet("bn", groups=4, dropout=0.1)
-    batcher = Batcher.fit(train.images)
-    run = Run(epochs=2, batch_size=16, lr=0.05, momentum=0.9, schedule="onecycle", l1=0.0, l2=0.0, seed=0,
-              eval_batch_size=32)
+    batcher = Batcher.from_images(train.images)
+    recipe = recipe_with(epochs=2, batch_size=16, lr=0.05, momentum=0.9, schedule="onecycle")
     records: list[dict] = []
     checkpoint = Checkpoint(tmp_path / f"ckpt-{probe_images is not None}.pt", "x")
-    args = (model, train, test, batcher, run, contextlib.nullcontext, checkpoint, records.append)
-    if probe_images is None:
-        fit(*args)  # the signature other callers use keeps working
-    else:
-        fit(*args, probe=feature_probe(batcher(probe_images, train=False)))
+    probe = None if probe_images is None else feature_probe(batcher(probe_images, train=False))
+    fit(model, train=train, test=test, batcher=batcher, recipe=recipe, l1=0.0, l2=0.0, seed=0,
+        eval_batch_size=32, autocast=contextlib.nullcontext, checkpoint=checkpoint,
+        log=records.append, probe=probe)
     return records
 
 

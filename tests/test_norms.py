@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from normlab.engine import l1_term, make_optimizer
+from normlab.loop import l1_term, make_optimizer
 from normlab.errors import NormlabError
 from normlab.models import MnistNet, build, count_params
 from normlab.norms import make_norm
@@ -108,11 +108,6 @@ def test_bad_groups_rejected_naming_the_layer(groups, layer):
 def test_groups_dividing_every_layer_are_accepted():
     for groups in (1, 2, 4, 8):
         build("cnn", "gn", groups, 0.0, 1, 10)
-
-
-def test_unknown_norm_is_a_one_line_error():
-    with pytest.raises(NormlabError, match="norm = 'bm'"):
-        make_norm("bm", C, 1, "conv1")
 
 
 def _penalized_by_name(model: nn.Module) -> dict[str, nn.Parameter]:

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import re
 import signal
 import subprocess
@@ -12,18 +13,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from normlab.checkpoint import Checkpoint, fingerprint
+from normlab.augment import Batcher
+from normlab.checkpoint import CACHE_ENV, Checkpoint, fingerprint
 from normlab.data import Split
-from normlab.engine import Batcher, Run, fit, make_optimizer
-from normlab.experiment import make_autocast, precision
+from normlab.device import make_autocast, precision
 from normlab.io import atomic_path, write_json
+from normlab.loop import Fitted, fit, make_optimizer
 from normlab.models import MnistNet
 
-from conftest import ROOT, copy_code, run_stage, stage_env, synthetic_images, write_dataset, write_params
+from conftest import (ROOT, copy_code, recipe_with, run_stage, stage_env, synthetic_images,
+                      write_dataset, write_params)
 
 # Small enough for a loaded 2-core machine (a few seconds per epoch), long enough to kill mid-run.
 RUN = {"data.limit": 256, "train.epochs": 3, "train.batch_size": 32}
-CHECKPOINT = "model/checkpoint.pt"
+
+def checkpoints(cache: Path) -> list[Path]:
+    """The per-run checkpoints in normlab's cache folder (outside every DVC output)."""
+    return sorted((cache / "checkpoints").glob("*.pt"))
 
 
 def _prepare(repo: Path, overrides: dict) -> Path:
@@ -74,13 +80,15 @@ def _epochs_done(path: Path) -> int:
         return 0
 
 
-def test_run_killed_mid_way_resumes_to_identical_metrics(repo, reference):
+def test_run_killed_mid_way_resumes_to_identical_metrics(repo, reference, tmp_path, monkeypatch):
     _prepare(repo, RUN)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(CACHE_ENV, str(cache))  # stage_env() passes it on to the stages
     proc = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=repo, env=stage_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
-        while _epochs_done(repo / CHECKPOINT) < 1:
+        while not checkpoints(cache) or _epochs_done(checkpoints(cache)[0]) < 1:
             assert proc.poll() is None, "train ended before its first checkpoint"
             assert time.monotonic() < deadline, "no checkpoint after 300 s"
             time.sleep(0.05)
@@ -89,23 +97,26 @@ def test_run_killed_mid_way_resumes_to_identical_metrics(repo, reference):
         proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    done = _epochs_done(repo / CHECKPOINT)
+    [saved] = checkpoints(cache)
+    done = _epochs_done(saved)
     assert 1 <= done < RUN["train.epochs"] and not (repo / "model/model.pt").exists()
 
     resumed = run_stage(repo, "train")
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming from {CHECKPOINT}: {done} of {RUN['train.epochs']} epochs done" in resumed.stdout
+    assert f"resuming from {saved}: {done} of {RUN['train.epochs']} epochs done" in resumed.stdout
+    assert checkpoints(cache) == []  # removed once model.pt is written
     assert run_stage(repo, "evaluate").returncode == 0
     assert _results(repo) == reference
 
 
-def _tiny_fit(model: torch.nn.Module, checkpoint: Checkpoint, epochs: int) -> Run:
+def _tiny_fit(model: torch.nn.Module, checkpoint: Checkpoint, epochs: int) -> Fitted:
     images, labels = synthetic_images(64, seed=0)
     split = Split(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels.astype("int64")))
-    run = Run(epochs, 32, 0.05, 0.9, "constant", 0.0, 0.0, 0, 64)
+    recipe = recipe_with(epochs=epochs, batch_size=32, lr=0.05, momentum=0.9, schedule="constant")
     autocast = make_autocast(torch.device("cpu"), "float32")
-    fit(model, split, split, Batcher.fit(split.images), run, autocast, checkpoint, lambda record: None)
-    return run
+    return fit(model, train=split, test=split, batcher=Batcher.from_images(split.images),
+               recipe=recipe, l1=0.0, l2=0.0, seed=0, eval_batch_size=64, autocast=autocast,
+               checkpoint=checkpoint)
 
 
 def test_checkpoint_of_other_params_is_not_resumed(tmp_path):
@@ -116,21 +127,20 @@ def test_checkpoint_of_other_params_is_not_resumed(tmp_path):
     torch.manual_seed(0)
     _tiny_fit(MnistNet("bn", 4, 0.0), Checkpoint(path, other), epochs=1)  # 1 epoch of another run
 
-    def restore(fp: str) -> tuple[float, Run, torch.nn.Module]:
+    def restore(fp: str) -> tuple[list[dict], float, torch.nn.Module]:
         torch.manual_seed(1)
         model = MnistNet("bn", 4, 0.0)
-        run = Run(3, 32, 0.05, 0.9, "constant", 0.0, 0.0, 0, 64)
-        opt = make_optimizer(model, run.lr, run.momentum, run.l2)
+        opt = make_optimizer(model, 0.05, 0.9, 0.0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-        return Checkpoint(path, fp).restore(model, opt, sched, run), run, model
+        return *Checkpoint(path, fp).restore(model, opt, sched, epochs=3), model
 
-    seconds, run, model = restore(mine)
-    assert seconds == 0.0 and run.history == []
+    history, seconds, model = restore(mine)
+    assert seconds == 0.0 and history == []
     torch.manual_seed(1)
     fresh = MnistNet("bn", 4, 0.0)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
-    seconds, run, _ = restore(other)  # guard: the same file is resumed by the run it belongs to
-    assert seconds > 0 and len(run.history) == 1
+    history, seconds, _ = restore(other)  # guard: the same file is resumed by the run it belongs to
+    assert seconds > 0 and len(history) == 1
 
 
 @pytest.mark.parametrize("overrides", [{"train.lr": 1e6}, {"l1": 1e40}], ids=["lr-1e6", "l1-1e40"])
@@ -142,7 +152,7 @@ def test_divergence_stops_with_one_line_and_writes_no_model(synthetic_repo, over
     assert line.startswith("error: diverged at epoch 1, step ") and line.endswith("): lower lr or l1"), line
     assert "(loss=nan)" in line or "(loss=inf)" in line
     assert not (synthetic_repo / "model/model.pt").exists()
-    assert not (synthetic_repo / CHECKPOINT).exists()  # a diverged epoch is never checkpointed
+    assert checkpoints(Path(os.environ[CACHE_ENV])) == []  # a diverged epoch is never checkpointed
     live = synthetic_repo / "dvclive/metrics.json"  # DVCLive writes {} on exit: no epoch was logged
     assert not live.exists() or json.loads(live.read_text()) == {}
     evaluate = run_stage(synthetic_repo, "evaluate")  # so no metrics can be written from it either
@@ -180,9 +190,8 @@ def test_a_checkpoint_with_a_pickled_object_is_ignored_not_executed(tmp_path, ca
     model = MnistNet("bn", 4, 0.0)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    run = Run(2, 32, 0.1, 0.9, "constant", 0.0, 0.0, 0, 64)
-    assert Checkpoint(path, "x").restore(model, opt, sched, run) == 0.0
-    assert not marker.exists() and run.history == []
+    assert Checkpoint(path, "x").restore(model, opt, sched, epochs=2) == ([], 0.0)
+    assert not marker.exists()
     assert "ignoring checkpoint" in capsys.readouterr().out
     torch.load(path, weights_only=False)["model"].close()  # guard: the payload is live without weights_only
     assert marker.exists()
