@@ -1,0 +1,319 @@
+"""The layout language: a network typed as one line, e.g. `C8 C16 P T8 C16 C16 C24p GAP H`.
+
+Why: the seeds' course writes its nets as such strings, and the seeds' MNIST nets differ from
+normlab's only in widths, padding, where dropout sits and whether a 1×1 has a norm (004 adds
+residuals). One small grammar lets a user rerun any of them, or try their own, with
+`-S train.model="…"` and no new class. Tokens are separated by spaces and read from the input
+image to the head:
+
+    C<w>    3×3 block to w channels: Conv → ReLU → Norm → Dropout (a models.ConvBlock)
+    T<w>    1×1 block to w channels, the same layers: a transition with its norm and ReLU
+    c<w>    bare 3×3 conv to w channels: no ReLU, no norm, no dropout
+    t<w>    bare 1×1 conv: a transition without norm and ReLU (seeds 002 and 004)
+    P       2×2 max-pool; an odd side is floored (7 → 3)
+    [ … ]   residual: the C/T/c/t layers inside, added to their input (through a bare 1×1
+            conv where the width changes), then Norm → ReLU → Dropout on the sum (seed 004)
+    GAP     global average pooling to 1×1; only the head may follow it
+    H, h    the head, last: a 1×1 conv to the classes, with (H) or without (h) a bias
+
+Suffixes on C, T, c, t and `]`: `p` pads a 3×3 conv by 1 so the map keeps its side (unpadded,
+each 3×3 trims 2: 28 → 26); `-` leaves out the dropout after a block or a residual sum (seed
+002 has it after some blocks only). `C24p-` is a padded 3×3 block without dropout. DVC's `-S`
+reads a bare `[` as a list: quote a residual layout twice there,
+`-S 'train.model="C16p [C16p c16p] GAP H"'`.
+
+Two knobs of `build` apply to every layer: `order` is conv-relu-norm (normlab's and the MNIST
+seeds') or conv-norm-relu (004: Conv → Norm → ReLU → Dropout); `bias=True` gives every conv a
+bias (004). Otherwise only norm=none does, as in models.MnistNet: a norm's shift makes a bias
+redundant, and the MNIST seeds have none. `parse` checks what the layout alone decides;
+`build` checks what needs the input too (`groups` dividing each norm's width, maps shrinking
+below 1×1). Each problem is one NormlabError line naming the token and why.
+"""
+
+import re
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+from torch import nn
+
+from normlab.errors import NormlabError
+from normlab.models import ConvBlock, Dropout
+from normlab.norms import make_norm
+
+# normlab's own nets, models.MnistNet(padded=False / True): the same parameters, same init.
+CNN = "C8 C16 P T8 C16 C16 C24p GAP H"
+CNN_PAD = "C8p C16p P T8 C16p C16p P C24p GAP H"
+# The seeds' nets, as ../shared/seeds/README.md reads their code (bn, gn and ln alike):
+# 001 (rajy4683 EVA6 S6): 3×3 pad 1, dropout after every block, GN 4 groups; 7,288 parameters.
+SEED_001 = "C8p C8p P C8p C16p P C16p C16p P GAP h"
+# 002: the write-up's printed summary; no dropout after its 2nd and 5th blocks, GN 2 groups; 7,614.
+SEED_002 = "C10 C20- t10 P C20 C12- C12 GAP h"
+# 003 (anilbhatt1 EVA6 S6): 3×3 pad 0, dropout after every block, GN C/4 = 4 groups; 9,680.
+SEED_003 = "C16 C16 P C16 C16 C16 GAP h"
+# 004 (Madhur-1 ERA S8, CIFAR-10): build with order="conv-norm-relu", bias=True, GN 4 groups;
+# 40,394, as its notebook's torchsummary (the 1×1s carry a bias and no norm).
+SEED_004 = "C16p C32p t16 P [C16p C32p c32p] t16 P [C16p C32p c32p] GAP H"
+
+Order = Literal["conv-relu-norm", "conv-norm-relu"]
+ORDERS: tuple[Order, ...] = ("conv-relu-norm", "conv-norm-relu")
+ALLOWED = (
+    "C<w> (3×3 block), T<w> (1×1 block), c<w> / t<w> (bare 3×3 / 1×1 conv), "
+    "suffix p (padded) or - (no dropout), P (max-pool), [ … ] (residual), GAP, "
+    "H / h (head with / without bias)"
+)
+WORD = re.compile(r"\[|\][^\s\[\]]*|[^\s\[\]]+")  # "[C16p" is two tokens, "]-" one
+LAYER = re.compile(r"([CTct])(\d+)(.*)")
+Kind = Literal["block", "conv", "pool", "gap", "head", "open", "close", "residual"]
+
+
+@dataclass(frozen=True)
+class Token:
+    """One layer of a layout; `text` and `at` (1-based position) name it in error messages."""
+
+    text: str
+    at: int
+    kind: Kind
+    width: int = 0  # output channels of a block or conv
+    kernel: int = 3
+    pad: int = 0
+    dropout: bool = True  # a block's or residual's dropout; False for the `-` suffix
+    bias: bool = False  # the head's bias (H)
+    body: tuple["Token", ...] = ()  # a residual's layers
+
+
+@dataclass(frozen=True)
+class Style:
+    """What build's knobs set for every layer of a layout."""
+
+    norm: str
+    groups: int
+    dropout: float
+    bias: bool  # every conv carries a bias
+    norm_first: bool  # conv-norm-relu
+
+
+class Block(ConvBlock):
+    """A ConvBlock whose conv (any module: a Conv2d, or a residual's Sum) and bias are given.
+
+        The layers are registered in ConvBlock's order, Conv, ReLU, Norm, Dropout, whatever
+        `order` is: features.last_norm finds the norm at index 2, and a cnn layout's parameters and
+        init come out exactly as models.MnistNet's. `norm_first` changes only the order they run
+        in. Sequential.__init__ is called directly: ConvBlock's builds its own conv, with a bias
+    only for norm == "none".
+    """
+
+    def __init__(self, conv: nn.Module, channels: int, style: Style, name: str, dropout: bool):
+        nn.Sequential.__init__(
+            self,
+            conv,
+            nn.ReLU(),
+            make_norm(style.norm, channels, style.groups, name),
+            Dropout(style.dropout if dropout else 0.0),
+        )
+        self.norm_first = style.norm_first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.norm_first:
+            return super().forward(x)
+        conv, relu, norm, dropout = self
+        return dropout(relu(norm(conv(x))))
+
+
+class Sum(nn.Module):
+    """body(x) + skip(x): a residual branch and its shortcut, the 'conv' of a residual Block."""
+
+    def __init__(self, body: nn.Sequential, skip: nn.Module):
+        super().__init__()
+        self.body = body
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.skip(x)
+
+
+class LayoutNet(nn.Module):
+    """features → global average pooling → 1×1 head, as models.MnistNet (same module names)."""
+
+    def __init__(self, layout: str, features: nn.Sequential, head: nn.Conv2d):
+        super().__init__()
+        self.layout = layout
+        self.features = features
+        self.head = head
+
+    def extra_repr(self) -> str:
+        return f"layout={self.layout!r}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = x.mean(dim=(2, 3), keepdim=True)  # global average pooling
+        return self.head(x).flatten(1)
+
+
+def _fail(text: str, at: int, why: str) -> NormlabError:
+    return NormlabError(f"model: token {at} '{text}': {why}")
+
+
+def _error(token: Token, why: str) -> NormlabError:
+    return _fail(token.text, token.at, why)
+
+
+def _layer_token(found: re.Match[str], at: int) -> Token:
+    """A C/T/c/t token: its width and its suffixes."""
+    text = found.group(0)
+    letter, digits, suffix = found.groups()
+    token = Token(
+        text,
+        at,
+        "block" if letter in "CT" else "conv",
+        width=int(digits),
+        kernel=3 if letter in "Cc" else 1,
+        pad=int("p" in suffix),
+        dropout="-" not in suffix,
+    )
+    if token.width < 1:
+        raise _error(token, "a width must be at least 1 channel")
+    if set(suffix) - {"p", "-"} or len(set(suffix)) < len(suffix):
+        raise _error(token, f"suffix '{suffix}' is not p (padded), - (no dropout) or p-")
+    if token.pad and token.kernel == 1:
+        raise _error(token, "a 1×1 conv has nothing to pad (p is for C and c)")
+    if not token.dropout and token.kind == "conv":
+        raise _error(token, "a bare conv has no dropout to leave out (- is for C, T and ])")
+    return token
+
+
+def _token(text: str, at: int) -> Token:
+    """One word of the layout as a token; '[' and ']' are grouped into residuals later."""
+    simple = {"P": "pool", "GAP": "gap", "H": "head", "h": "head", "[": "open"}
+    if text in simple:
+        return Token(text, at, simple[text], bias=text == "H")
+    if text.startswith("]"):
+        token = Token(text, at, "close", dropout=text != "]-")
+        if text not in ("]", "]-"):
+            raise _error(token, "only - (no dropout after the sum) may follow ]")
+        return token
+    found = LAYER.fullmatch(text)
+    if found:
+        return _layer_token(found, at)
+    raise _fail(text, at, f"unknown token (allowed: {ALLOWED})")
+
+
+def _nest(flat: list[Token]) -> list[Token]:
+    """Group each '[' … ']' into one residual token holding its layers."""
+    tokens: list[Token] = []
+    opened: Token | None = None
+    body: list[Token] = []
+    for token in flat:
+        if token.kind == "open":
+            if opened:
+                raise _error(token, f"a residual inside the residual at token {opened.at}")
+            opened, body = token, []
+        elif token.kind == "close":
+            if not opened:
+                raise _error(token, "closes no '['")
+            if not body:
+                raise _error(opened, "an empty residual")
+            text = f"[{' '.join(b.text for b in body)}{token.text}"
+            tokens.append(
+                replace(opened, text=text, kind="residual", dropout=token.dropout, body=tuple(body))
+            )
+            opened = None
+        elif opened:
+            if token.kind not in ("block", "conv"):
+                raise _error(token, f"only C, T, c and t may sit inside the [ at token {opened.at}")
+            body.append(token)
+        else:
+            tokens.append(token)
+    if opened:
+        raise _error(opened, "is never closed by ']'")
+    return tokens
+
+
+def _check_ends(tokens: list[Token]) -> None:
+    """The layout ends `GAP H` (or `GAP h`), and has a norm somewhere to study."""
+    *layers, last = tokens
+    if last.kind != "head":
+        raise _error(last, "the layout must end with the head: … GAP H (or GAP h, no bias)")
+    for token in layers[:-1]:
+        if token.kind == "head":
+            raise _error(token, "the head must be the last token")
+        if token.kind == "gap":
+            raise _error(token, "only the head may follow GAP")
+    if not layers or layers[-1].kind != "gap":
+        raise _error(last, "missing GAP before the head (the head acts on a 1×1 map)")
+    if not any(token.kind in ("block", "residual") for token in layers):
+        raise NormlabError("model: no C, T or [ ] in the layout: the norm would act nowhere")
+
+
+def parse(layout: str) -> list[Token]:
+    """The layout's tokens, residuals grouped; NormlabError naming the first bad token."""
+    words = WORD.findall(layout)
+    if not words:
+        raise NormlabError(f"model: {layout!r} is an empty layout (allowed tokens: {ALLOWED})")
+    tokens = _nest([_token(text, at) for at, text in enumerate(words, start=1)])
+    _check_ends(tokens)
+    return tokens
+
+
+def _layer(token: Token, channels: int, side: int, style: Style) -> tuple[nn.Module, int, int]:
+    """The module for one token, and the channels and map side after it."""
+    name = f"{token.text} at token {token.at}"  # names the norm layer in a groups error
+    if token.kind == "pool":
+        if side < 2:
+            raise _error(token, f"maps shrink below 1×1: pooling the {side}×{side} map here")
+        return nn.MaxPool2d(2), channels, side // 2
+    if token.kind == "residual":
+        body, width, after = _stack(token.body, channels, side, style)
+        if after != side:
+            raise _error(
+                token,
+                f"its layers take {side}×{side} maps to {after}×{after}, which "
+                "cannot be added to its input: pad its 3×3 convs (C…p, c…p)",
+            )
+        skip = (
+            nn.Identity() if width == channels else nn.Conv2d(channels, width, 1, bias=style.bias)
+        )
+        return Block(Sum(body, skip), width, style, name, token.dropout), width, side
+    after = side - token.kernel + 1 + 2 * token.pad
+    if after < 1:
+        raise _error(
+            token,
+            f"maps shrink below 1×1: an unpadded 3×3 conv needs a map of 3×3 or more, and "
+            f"the map here is {side}×{side} (pad it with p, or pool less)",
+        )
+    conv = nn.Conv2d(channels, token.width, token.kernel, padding=token.pad, bias=style.bias)
+    if token.kind == "conv":
+        return conv, token.width, after
+    return Block(conv, token.width, style, name, token.dropout), token.width, after
+
+
+def _stack(
+    tokens: tuple[Token, ...] | list[Token], channels: int, side: int, style: Style
+) -> tuple[nn.Sequential, int, int]:
+    """The modules for consecutive tokens, built in order (so init draws in MnistNet's order)."""
+    layers = []
+    for token in tokens:
+        layer, channels, side = _layer(token, channels, side, style)
+        layers.append(layer)
+    return nn.Sequential(*layers), channels, side
+
+
+def build(
+    layout: str,
+    *,
+    norm: str,
+    groups: int,
+    dropout: float,
+    in_channels: int,
+    classes: int,
+    size: int,
+    order: Order = "conv-relu-norm",
+    bias: bool = False,
+) -> nn.Module:
+    """The network a layout describes, for `size`×`size` inputs with `in_channels` channels."""
+    if order not in ORDERS:
+        raise NormlabError(f"order = {order!r}: allowed {', '.join(ORDERS)}")
+    style = Style(norm, groups, dropout, bias or norm == "none", order == "conv-norm-relu")
+    *layers, _gap, head = parse(layout)
+    features, channels, _side = _stack(layers, in_channels, size, style)
+    return LayoutNet(layout, features, nn.Conv2d(channels, classes, 1, bias=head.bias))
