@@ -1,0 +1,210 @@
+"""Run records: one small JSON per finished run, committed with the results it backs.
+
+A record holds everything the report draws from (per-epoch history, confusion counts, the
+misclassified images' indices) and everything needed to trust it (resolved params, code
+commit, host, data md5s), so any clone can rebuild `results/` and check a number without
+DVC's local experiment refs. Reading validates strictly: a hand-edited value of the wrong
+type or a missing key is one line naming the file and the key, never a wrong figure later.
+
+A run's *identity* is what it computes: its resolved params without where and how fast it ran
+(`device`, `engine`). The params are re-validated through the current `config.Params` first,
+so a field added to the schema after a record was made (with a default equal to the old
+behaviour, e.g. `recipe.tta: false`) takes its default, and the old record still matches.
+"""
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from normlab import config
+from normlab.errors import NormlabError
+from normlab.io import atomic_path, write_json
+
+SCHEMA = 1
+# Resolved params that say where and how fast a run went, not what it computed (amp's bf16 vs
+# float32 moves only the last digits): runs differing only in these are the same run.
+PLACE_AND_SPEED = ("device", "engine")
+RECORD_NAME = re.compile(r"^s\d+\.json$")  # s<seed>.json; sidecars and other files are not records
+
+
+def identity(params: dict) -> str:
+    """The identity key of a run: its params through today's schema, minus place and speed."""
+    try:
+        parsed = config.Params.model_validate(params)
+    except ValidationError as exc:
+        raise NormlabError(_describe(exc, "params.")) from None
+    return json.dumps(parsed.model_dump(exclude=set(PLACE_AND_SPEED)), sort_keys=True)
+
+
+class _Strict(BaseModel):
+    # strict: "99.4" (a string) is no accuracy; extra="forbid": a typo'd key is no silent extra.
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        populate_by_name=True,
+        serialize_by_alias=True,
+    )
+
+
+class Score(_Strict):
+    acc: float  # percent
+    loss: float
+
+
+class Best(_Strict):
+    acc: float
+    epoch: int
+
+
+class Misclassified(_Strict):
+    """The first wrong test images, enough to redraw the grid: test-set indices and labels."""
+
+    index: list[int]
+    predicted: list[int]
+    actual: list[int]
+    confidence: list[float]
+
+
+class Weights(_Strict):
+    abs_sum: float
+    small_frac: float
+
+
+class DvcExperiment(_Strict):
+    name: str
+    commit: str
+
+
+class Record(_Strict):
+    """One finished run (see the module docstring and .scratch/DESIGN.md for each field)."""
+
+    version: Literal[1] = Field(alias="schema")  # `schema` in the file; pydantic owns .schema
+    study: str
+    variant: str
+    seed: int
+    dataset: str
+    key: str  # identity key when it was written (matching recomputes it: see `identity`)
+    params: dict[str, Any]
+    history: list[dict[str, int | float]]
+    final: Score
+    best: Best
+    train: Score
+    gap: float
+    learned: bool
+    per_class_acc: dict[str, float]
+    confusion: list[list[int]]
+    misclassified: Misclassified
+    param_count: int
+    weights: Weights
+    seconds: float
+    device: str
+    precision: str
+    torch: str
+    host: str
+    code: str
+    data_md5: dict[str, str]
+    packed: int  # runs this machine trained at once when this one ran (its seconds include sharing)
+    dvc: DvcExperiment | None
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        """The file this record was read from (None for one built in memory)."""
+        return self._source
+
+    def identity(self) -> str:
+        return identity(self.params)
+
+    def label(self) -> str:
+        return f"{self.study}/{self.variant}/s{self.seed}"
+
+
+def _describe(exc: ValidationError, prefix: str = "") -> str:
+    """pydantic's first error as one line: which key, what is wrong with it."""
+    err = exc.errors()[0]
+    key = prefix + ".".join(str(p) for p in err["loc"])
+    if err["type"] == "missing":
+        return f"missing key '{key}'"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{key}' (a typo?)"
+    return f"key '{key}': {err['msg']} (got {err['input']!r})"
+
+
+def validate(raw: Any, source: Path | str) -> Record:
+    """A parsed JSON object → Record; any problem is one line naming `source` and the key."""
+    try:
+        record = Record.model_validate(raw)
+        identity(record.params)  # the params must still be valid params
+    except ValidationError as exc:
+        raise NormlabError(f"{source}: {_describe(exc)}") from None
+    except NormlabError as err:
+        raise NormlabError(f"{source}: {err}") from None
+    return record
+
+
+def read(path: Path) -> Record:
+    """Read and validate one record file."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise NormlabError(f"{path}: record not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise NormlabError(f"{path}: not a JSON record ({err})") from None
+    record = validate(raw, path)
+    record._source = Path(path)
+    return record
+
+
+def read_all(root: Path) -> list[Record]:
+    """Every record (s<seed>.json) under `root`, in path order; none if `root` does not exist."""
+    return [read(p) for p in sorted(Path(root).rglob("s*.json")) if RECORD_NAME.match(p.name)]
+
+
+def sidecar(path: Path) -> Path:
+    """Where the misclassified test images of a record of a dataset not in the repo live."""
+    return Path(path).with_name(f"{Path(path).stem}.misclassified.npy")
+
+
+def write(path: Path, record: Record, images: np.ndarray | None = None) -> list[Path]:
+    """Write a record (and its misclassified images, if given) atomically; return the paths.
+
+    The images go first, so a record on disk always has its sidecar beside it."""
+    written = []
+    if images is not None:
+        with atomic_path(sidecar(path)) as tmp, open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(images, dtype=np.uint8))
+        written.append(sidecar(path))
+    write_json(path, record.model_dump(mode="json", by_alias=True))
+    return [*written, Path(path)]
+
+
+def done(records: list[Record]) -> dict[str, Record]:
+    """identity key → the first record (path order) of that run."""
+    found: dict[str, Record] = {}
+    for record in records:
+        found.setdefault(record.identity(), record)
+    return found
+
+
+def conflicts(records: list[Record]) -> list[str]:
+    """One line per pair of records of the same run whose results differ (never merged silently).
+
+    Two machines that trained the same run (e.g. the same shard twice) agree digit for digit
+    only on the same machine type; the report must not quietly keep one of them."""
+    first: dict[str, Record] = {}
+    lines = []
+    for record in records:
+        key = record.identity()
+        other = first.setdefault(key, record)
+        if other is not record and (other.final, other.history) != (record.final, record.history):
+            lines.append(
+                f"{record.source}: same run as {other.source} with another result "
+                f"(final acc {record.final.acc} vs {other.final.acc} %, hosts "
+                f"{record.host!r} vs {other.host!r}); keep one of them"
+            )
+    return lines

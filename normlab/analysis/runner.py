@@ -1,0 +1,397 @@
+"""Runs the planned runs of a study, N at a time, each in its own worker process.
+
+Parallelism rests on nothing but child processes: the parent starts up to N workers
+(`python -m normlab.analysis.runner '<job json>'`), each trains one run in-process with the
+training library and writes its record atomically, and the parent refills a slot whenever a
+worker ends. A worker that dies (killed, crashed) is reported in one line and its run is
+started once more; it resumes from its per-epoch checkpoint in normlab's cache
+(`checkpoint.cache_path`), so neither a dead worker nor a killed study trains a run from scratch
+twice. A worker that stops with a user error (exit 2: a diverged run, a bad param) is not
+retried: it would fail the same way.
+
+With `commit`, each record is committed as it lands (only its own paths), so a long study
+survives its session being killed; records are what a clone, another machine or the report
+reads.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import torch
+
+from normlab import checkpoint, config, data, device, fetch, loop, outputs, plots
+from normlab.analysis import records
+from normlab.analysis.records import Record
+from normlab.analysis.studies import Run
+from normlab.errors import NormlabError, run_stage
+from normlab.features import feature_probe
+from normlab.models import count_params
+from normlab.prepare import prepare
+
+PROBE_IMAGES = 256  # as stages/train.py: the fixed test batch whose features are tracked per epoch
+USER_ERROR = 2  # run_stage's exit code for a NormlabError: deterministic, not worth a retry
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker is told to do (JSON on its command line)."""
+
+    study: str
+    variant: str
+    seed: int
+    params: dict
+    record: str  # path of the record to write
+    packed: int  # runs this machine trains at once, this one included
+    checkpoint: str | None = None  # None: normlab's cache, keyed by fingerprint (resumable)
+
+
+# --- the worker: one run, in-process --------------------------------------------------------
+
+
+def _git(*args: str) -> str | None:
+    proc = subprocess.run(["git", *args], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def code_version() -> str:
+    """The commit the run's code is at, with -dirty when tracked files differ from it."""
+    head = _git("rev-parse", "HEAD")
+    if head is None:
+        return "unknown (not a git repository)"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return head + ("-dirty" if dirty else "")
+
+
+def data_files(dataset: str) -> tuple[str, ...]:
+    """The files of data/raw/<dataset>/ that training reads."""
+    return data.CIFAR_MEMBERS if data.spec(dataset).format == "cifar" else data.IDX_FILES
+
+
+def ensure_data(dataset: str) -> None:
+    """Download (md5-checked) a dataset whose files are not all in data/raw/<dataset>/ yet."""
+    root = outputs.RAW / dataset
+    if not all((root / name).is_file() for name in data_files(dataset)):
+        for line in fetch.download(dataset, root):
+            print(line, flush=True)
+
+
+def _misclassified(actual: np.ndarray, predicted: np.ndarray, confidence: np.ndarray) -> dict:
+    wrong = outputs.misclassified(actual, predicted)
+    return {
+        "index": wrong.tolist(),
+        "predicted": predicted[wrong].tolist(),
+        "actual": actual[wrong].tolist(),
+        "confidence": [round(float(c), 4) for c in confidence[wrong]],
+    }
+
+
+def checkpoint_of(job: Job) -> checkpoint.Checkpoint:
+    """The job's own checkpoint path, or the cache's, keyed by the run's params and code."""
+    fingerprint = checkpoint.fingerprint(job.params)
+    path = Path(job.checkpoint) if job.checkpoint else checkpoint.cache_path(fingerprint)
+    return checkpoint.Checkpoint(path, fingerprint)
+
+
+def work(job: Job) -> tuple[Record, np.ndarray | None]:
+    """Train and score one run; return its record and, for a dataset the repo does not ship,
+    the misclassified test images (the grid must be redrawable from the repo alone)."""
+    params = config.Params.model_validate(job.params)
+    prep = prepare(params)
+    saved = checkpoint_of(job)
+    model = device.compile_model(prep.model, prep.device) if params.engine.compile else prep.model
+    probe = feature_probe(prep.batcher(prep.test.images[:PROBE_IMAGES], train=False))
+    fitted = loop.fit(
+        model,
+        train=prep.train,
+        test=prep.test,
+        batcher=prep.batcher,
+        recipe=params.recipe,
+        l1=params.l1,
+        l2=params.l2,
+        seed=params.seed,
+        eval_batch_size=params.engine.eval_batch_size,
+        autocast=prep.autocast,
+        checkpoint=saved,
+        probe=probe,
+    )
+    ev = loop.evaluate(
+        prep.model,
+        prep.test,
+        prep.batcher,
+        params.engine.eval_batch_size,
+        prep.autocast,
+        params.recipe.tta,
+    )
+    actual, predicted = prep.test.labels.cpu().numpy(), ev.predictions.numpy()
+    metrics = outputs.eval_metrics(
+        history=fitted.history,
+        acc=ev.acc,
+        loss=ev.loss,
+        actual=actual,
+        predicted=predicted,
+        classes=prep.classes,
+        param_count=count_params(prep.model),
+    )
+    wrong = _misclassified(actual, predicted, ev.confidence.numpy())
+    record = Record.model_validate(
+        {
+            "schema": records.SCHEMA,
+            "study": job.study,
+            "variant": job.variant,
+            "seed": job.seed,
+            "dataset": params.dataset,
+            "key": records.identity(job.params),
+            "params": job.params,
+            "history": fitted.history,
+            "final": metrics["test"],
+            "best": {k: metrics["best"][k] for k in ("acc", "epoch")},
+            "train": metrics["train"],
+            "gap": metrics["gap"],
+            "learned": outputs.learned(ev.acc, len(prep.classes)),
+            "per_class_acc": metrics["per_class_acc"],
+            "confusion": plots.confusion_matrix(actual, predicted, len(prep.classes)).tolist(),
+            "misclassified": wrong,
+            "param_count": metrics["params"],
+            "weights": metrics["weights"],
+            "seconds": round(fitted.seconds, 2),
+            "device": str(prep.device),
+            "precision": prep.precision,
+            "torch": str(torch.__version__),
+            "host": device.host(),
+            "code": code_version(),
+            "data_md5": {
+                n: data.md5(outputs.RAW / params.dataset / n) for n in data_files(params.dataset)
+            },
+            "packed": job.packed,
+            "dvc": None,
+        }
+    )
+    shipped = (fetch.SHIPPED / params.dataset).is_dir()
+    index = torch.as_tensor(wrong["index"], dtype=torch.long, device=prep.test.images.device)
+    images = None if shipped else prep.test.images[index].cpu().numpy()
+    return record, images
+
+
+def worker_main(argv: list[str] | None = None) -> None:
+    """Entry point of a worker: train the job's run, write its record, drop its checkpoint."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        raise NormlabError("usage: python -m normlab.analysis.runner '<job as JSON>'")
+    job = Job(**json.loads(argv[0]))
+    ensure_data(job.params["dataset"])
+    record, images = work(job)
+    records.write(Path(job.record), record, images)
+    checkpoint_of(job).remove()
+    print(f"wrote {job.record}: final acc {record.final.acc:.2f} %", flush=True)
+
+
+# --- time estimates from records -------------------------------------------------------------
+
+
+def _similar(params: dict) -> tuple:
+    """Runs that take about as long: same data, amount, model, epochs and batch size."""
+    r = params["recipe"]
+    return params["dataset"], params["limit"], r["model"], r["epochs"], r["batch_size"]
+
+
+def estimate(params: dict, known: list[Record]) -> float | None:
+    """Seconds a run should take: the mean of similar records' seconds, None if there are none."""
+    seconds = [r.seconds for r in known if _similar(r.params) == _similar(params)]
+    return sum(seconds) / len(seconds) if seconds else None
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:02.0f} min"
+
+
+def eta(runs: list[Run], known: list[Record], jobs: int) -> str:
+    """'ETA 12 min' for these runs at `jobs` at a time, or why there is none."""
+    if not runs:
+        return "nothing left"
+    guesses = [estimate(r.params, known) for r in runs]
+    if any(g is None for g in guesses):
+        missing = sum(g is None for g in guesses)
+        return f"no estimate ({missing} of {len(runs)} runs have no similar record)"
+    return f"ETA {duration(sum(guesses) / min(jobs, len(runs)))}"
+
+
+# --- the parent: N workers to the end ----------------------------------------------------------
+
+
+@dataclass
+class Active:
+    run: Run
+    attempt: int
+    process: subprocess.Popen
+    started: float
+    log: Path | None
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
+
+
+def _last_line(log: Path | None) -> str:
+    if log is None or not log.exists():
+        return ""
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    return f": {lines[-1].strip()}" if lines else ""
+
+
+def commit_record(paths: list[Path], message: str, out: TextIO) -> None:
+    """Commit exactly these paths (others' staged or modified files stay as they are)."""
+    names = [str(p) for p in paths]
+    for attempt in range(20):  # other people's git commands hold .git/index.lock briefly
+        add = subprocess.run(["git", "add", "--", *names], capture_output=True, text=True)
+        done = add.returncode == 0 and subprocess.run(
+            ["git", "commit", "-q", "-m", message, "--only", "--", *names],
+            capture_output=True,
+            text=True,
+        )
+        if done and done.returncode == 0:
+            return
+        err = (add if add.returncode else done).stderr.strip()
+        if "index.lock" not in err or attempt == 19:
+            print(f"warning: could not commit {names[-1]}: {err.splitlines()[-1:]}", file=out)
+            return
+        time.sleep(0.5)
+
+
+def spawn(job: Job, log: Path | None) -> subprocess.Popen:
+    """Start a worker for `job`, its output to `log` (or to this terminal)."""
+    args = [sys.executable, "-m", "normlab.analysis.runner", json.dumps(asdict(job))]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if log is None:
+        return subprocess.Popen(args, env=env)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as sink:
+        return subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env=env)
+
+
+class Runner:
+    """Keeps `jobs` workers busy until every run has a record or has failed."""
+
+    def __init__(
+        self,
+        runs: list[Run],
+        known: list[Record],
+        jobs: int,
+        commit: bool,
+        logs: Path | None,
+        out: TextIO,
+    ):
+        self.pending = deque((run, 1) for run in runs)
+        self.known, self.jobs, self.commit, self.logs, self.out = known, jobs, commit, logs, out
+        self.active: list[Active] = []
+        self.failed: list[str] = []
+        self.finished = 0
+        self.total = len(runs)
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def start(self, run: Run, attempt: int) -> None:
+        job = Job(
+            run.study, run.variant, run.seed, run.params, str(run.path), packed=len(self.active) + 1
+        )
+        # several workers: each to its own log, so the terminal stays legible
+        log = self.logs / f"{run.study}-{run.variant}-s{run.seed}.log" if self.logs else None
+        process = spawn(job, log)
+        resume = checkpoint.cache_path(checkpoint.fingerprint(run.params)).exists()
+        note = ", resumes from its checkpoint" if resume else ""
+        where = f", log {log}" if log else ""
+        self.say(
+            f"[{self.finished + 1}/{self.total}] start {run.label} (pid {process.pid}{where}{note})"
+        )
+        self.active.append(Active(run, attempt, process, time.monotonic(), log))
+
+    def finish(self, slot: Active, code: int) -> None:
+        run, seconds = slot.run, time.monotonic() - slot.started
+        if code == 0 and run.path.exists():
+            record = records.read(run.path)
+            self.known.append(record)
+            self.finished += 1
+            left = [r for r, _ in self.pending] + [a.run for a in self.active]
+            self.say(
+                f"[{self.finished}/{self.total}] done  {run.label}: "
+                f"{record.final.acc:.2f} % in {record.seconds:.1f} s of training "
+                f"({seconds:.0f} s in all) → {run.path}; {eta(left, self.known, self.jobs)}"
+            )
+            if self.commit:
+                commit_record(
+                    [p for p in (records.sidecar(run.path), run.path) if p.exists()],
+                    f"record: {run.label}: {record.final.acc:.2f}%",
+                    self.out,
+                )
+            return
+        reason = _exit_reason(code) + _last_line(slot.log)
+        if code != USER_ERROR and slot.attempt == 1:
+            self.say(
+                f"worker for {run.label} died after {seconds:.0f} s ({reason}); "
+                "starting it once more (it resumes from its last epoch)"
+            )
+            self.pending.appendleft((run, 2))
+        else:
+            self.say(f"failed {run.label} after {seconds:.0f} s ({reason})")
+            self.failed.append(run.label)
+
+    def run(self) -> list[str]:
+        """Train everything pending; return the labels of runs that failed."""
+        try:
+            while self.pending or self.active:
+                while self.pending and len(self.active) < self.jobs:
+                    self.start(*self.pending.popleft())
+                time.sleep(POLL_S)
+                for slot in [a for a in self.active if a.process.poll() is not None]:
+                    self.active.remove(slot)
+                    self.finish(slot, slot.process.returncode)
+        finally:
+            for slot in self.active:  # interrupted: stop our workers; their checkpoints remain
+                slot.process.terminate()
+            for slot in self.active:
+                slot.process.wait()
+        return self.failed
+
+
+def run_all(
+    runs: list[Run],
+    known: list[Record],
+    *,
+    jobs: int,
+    commit: bool,
+    logs: Path | None,
+    out: TextIO = sys.stdout,
+) -> list[str]:
+    """Train `runs` (none done yet) `jobs` at a time; return the labels of those that failed.
+
+    A SIGTERM to the parent stops its workers too (their checkpoints stay for the rerun)."""
+    for dataset in sorted({r.params["dataset"] for r in runs}):
+        ensure_data(dataset)  # once here, not raced by N workers
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        return Runner(runs, known, jobs, commit, logs, out).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    run_stage(worker_main)

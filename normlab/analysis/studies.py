@@ -1,0 +1,250 @@
+"""Study files, profiles and plans: which runs (variant × seed) a study consists of.
+
+A study (studies/*.yaml) names variants — sets of params overrides, dotted keys as
+`dvc exp run -S` takes them — and the seeds to repeat them with. A plan resolves every run's
+params from the *committed* params.yaml (HEAD's, not the workspace's, which `dvc exp run -S`
+leaves modified) plus the study's overrides, and gives each its identity key (see
+`records.identity`) and the path of its record. A run is done when a record with its identity
+key exists anywhere under results/, so a run shared by two studies is trained once.
+
+Records of the default study file go to results/runs/; those of a profile or another study
+file to results/<profile or file name>/runs/, so a quick check never touches the committed
+answer.
+"""
+
+import copy
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from normlab import config
+from normlab.analysis.records import identity
+from normlab.errors import NormlabError
+
+DEFAULT_FILE = Path("studies/default.yaml")
+RESULTS = Path("results")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Study(_Strict):
+    """One study as written in the YAML file; `set` and variant values are params overrides."""
+
+    description: str = ""
+    epochs: int = Field(ge=1)
+    seeds: list[int] = Field(min_length=1)
+    set: dict[str, Any] = {}
+    variants: dict[str, dict[str, Any]] = Field(min_length=1)
+
+
+class Profile(_Strict):
+    """A way to shrink any study: fewer variants, other seeds, fewer epochs, extra overrides."""
+
+    variants: int | None = Field(default=None, ge=1)
+    seeds: list[int] | None = None
+    epochs: int | None = Field(default=None, ge=1)
+    set: dict[str, Any] = {}
+
+
+class StudyFile(_Strict):
+    profiles: dict[str, Profile] = {}
+    studies: dict[str, Study] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One planned run: a variant of a study with one seed, its params and its record's path."""
+
+    study: str
+    variant: str
+    seed: int
+    overrides: dict[str, Any]  # dotted params key → value, applied in order
+    params: dict[str, Any]  # resolved (config.Params.model_dump())
+    key: str  # identity key
+    path: Path  # where its record goes
+
+    @property
+    def label(self) -> str:
+        return f"{self.study}/{self.variant}/s{self.seed}"
+
+
+@dataclass
+class Plan:
+    """The runs of the chosen studies, and the options that produced them (for the report)."""
+
+    runs: list[Run]
+    studies: dict[str, Study]
+    profile: str | None
+    out: Path  # results folder of this plan: its records are under out/runs
+    argv: list[str] = field(default_factory=list)
+
+
+def _first_error(path: Path, exc: ValidationError) -> NormlabError:
+    # an unknown key explains the "missing" one that usually comes with it (a typo)
+    err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return NormlabError(f"{path}: unknown key '{loc}' (a typo?)")
+    return NormlabError(f"{path}: {loc}: {err['msg']}")
+
+
+def _check_name(path: Path, label: str) -> None:
+    """Study and variant names become folders of results/runs/: no spaces, slashes or dots."""
+    if not label or not all(c.isascii() and (c.isalnum() or c in "+-_") for c in label):
+        raise NormlabError(
+            f"{path}: study or variant name {label!r}: use letters, digits, '+', "
+            "'-', '_' (it becomes a folder of the run records)"
+        )
+
+
+def load_file(path: Path = DEFAULT_FILE) -> StudyFile:
+    """Read and validate a study file; any problem is one line naming the file and key."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise NormlabError(f"{path}: study file not found") from None
+    except yaml.YAMLError as exc:
+        raise NormlabError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    try:
+        parsed = StudyFile.model_validate(raw)
+    except ValidationError as exc:
+        raise _first_error(path, exc) from None
+    for name, study in parsed.studies.items():
+        for label in (name, *study.variants):
+            _check_name(path, label)
+    return parsed
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """`key=value` strings (as `-S` takes them) → overrides, values parsed as YAML."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise NormlabError(f"--set {item!r}: expected key=value, e.g. --set device=cuda")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
+    """params.yaml mapping with dotted-key overrides applied, as `dvc exp run -S` would."""
+    out = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise NormlabError(
+                    f"override {key}={value!r}: '{part}' is not a section of params.yaml"
+                )
+        node[leaf] = value
+    return out
+
+
+def base_params(repo: Path = Path(".")) -> dict:
+    """params.yaml as committed at HEAD: the workspace copy may hold a `dvc exp run -S` change."""
+    proc = subprocess.run(
+        ["git", "show", "HEAD:params.yaml"], cwd=repo, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise NormlabError(
+            "params.yaml: not committed at HEAD (studies start from the committed "
+            f"params; git says: {proc.stderr.strip().splitlines()[-1:]})"
+        )
+    return yaml.safe_load(proc.stdout)
+
+
+def results_dir(file: Path, profile: str | None) -> Path:
+    """results/ for the default studies; results/<profile or file name>/ for anything else."""
+    default = Path(file).resolve() == DEFAULT_FILE.resolve()
+    if default and profile is None:
+        return RESULTS
+    name = profile if default else Path(file).stem + (f"-{profile}" if profile else "")
+    return RESULTS / name
+
+
+def resolve(base: dict, study: str, variant: str, overrides: dict[str, Any]) -> dict:
+    """The resolved params of one run (as the validate stage writes model/params.json)."""
+    try:
+        return config.parse(apply_overrides(base, overrides)).model_dump()
+    except NormlabError as err:
+        raise NormlabError(f"study {study}, variant {variant}: {err}") from None
+
+
+def shrink(study: Study, profile: Profile, epochs: int | None, sets: dict[str, Any]) -> Study:
+    """The study as this plan runs it: profile and command line applied."""
+    return study.model_copy(
+        update={
+            "variants": dict(list(study.variants.items())[: profile.variants]),
+            "seeds": profile.seeds or study.seeds,
+            "epochs": epochs or profile.epochs or study.epochs,
+            "set": {**study.set, **profile.set, **sets},
+        }
+    )
+
+
+def plan(
+    spec: StudyFile,
+    base: dict,
+    names: list[str] | None = None,
+    profile: str | None = None,
+    epochs: int | None = None,
+    sets: dict[str, Any] | None = None,
+    out: Path = RESULTS,
+) -> Plan:
+    """Every run of the named studies (all by default), after the profile and the overrides."""
+    names = names or list(spec.studies)
+    unknown = [n for n in names if n not in spec.studies]
+    if unknown:
+        defined = ", ".join(spec.studies)
+        raise NormlabError(f"study {unknown[0]!r}: not defined (defined: {defined})")
+    if profile is not None and profile not in spec.profiles:
+        defined = ", ".join(spec.profiles) or "none"
+        raise NormlabError(f"profile {profile!r}: not defined (defined: {defined})")
+    sets = sets or {}
+    runs, studies = [], {}
+    for name in names:
+        study = shrink(
+            spec.studies[name], spec.profiles[profile] if profile else Profile(), epochs, sets
+        )
+        studies[name] = study
+        for variant, params in study.variants.items():
+            for seed in study.seeds:
+                # the command line has the last word, even over a variant
+                overrides = {
+                    **study.set,
+                    "train.epochs": study.epochs,
+                    **params,
+                    "seed": seed,
+                    **sets,
+                }
+                resolved = resolve(base, name, variant, overrides)
+                path = out / "runs" / name / variant / f"s{seed}.json"
+                runs.append(Run(name, variant, seed, overrides, resolved, identity(resolved), path))
+    return Plan(runs, studies, profile, out)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' → (I, N), 1 ≤ I ≤ N; anything else is a one-line error."""
+    index, sep, count = text.partition("/")
+    if sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count):
+        return int(index), int(count)
+    raise NormlabError(
+        f"--shard {text!r}: expected I/N with 1 ≤ I ≤ N, e.g. --shard 2/3 (the 2nd of 3 slices)"
+    )
+
+
+def shard(runs: list[Run], index: int, count: int) -> list[Run]:
+    """The index-th (1-based) of `count` disjoint slices: runs sorted by identity key, dealt
+    round-robin, so every machine computes the same slices from the same plan, whatever
+    records it already has. A run planned twice (same key) lands in one slice."""
+    keys = sorted({r.key for r in runs})
+    mine = set(keys[index - 1 :: count])
+    return [r for r in runs if r.key in mine]

@@ -1,0 +1,284 @@
+"""Studies from the command line: plan them, run what has no record yet, verify a record.
+
+    python -m normlab.analysis.study run    [plan options] [--jobs N] [--shard I/N] [--commit]
+    python -m normlab.analysis.study plan   [plan options] [--jobs N] [--shard I/N]
+    python -m normlab.analysis.study verify results/runs/norms/bn/s0.json
+
+Plan options: --file F, --study S (repeatable), --profile P, --epochs N, --set key=value.
+
+`run` skips every planned run whose identity key already has a record anywhere under
+results/ and trains the rest, N at a time, one worker process each (normlab.analysis.runner);
+an interrupted study rerun with the same command resumes where it stopped. `--shard I/N`
+takes the I-th of N disjoint slices of the plan, so N machines can share a study and merge
+their records through git. `plan` lists the runs, which are done, and an estimate of the time
+the rest take from the seconds of similar records. `verify` retrains the run behind one record
+and says how its numbers compare with it.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from normlab import checkpoint
+from normlab.analysis import records, runner, studies
+from normlab.analysis.records import Record
+from normlab.analysis.studies import Plan, Run
+from normlab.errors import NormlabError, run_stage
+
+
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that choose the plan; the report takes the same, so they name the same runs."""
+    parser.add_argument(
+        "--file", type=Path, default=studies.DEFAULT_FILE, help="study file (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--study", action="append", help="study name, repeatable (default: every study in the file)"
+    )
+    parser.add_argument(
+        "--profile", help="shrink the studies with a profile of the file, e.g. tiny"
+    )
+    parser.add_argument(
+        "--epochs", type=int, help="train.epochs of every run, instead of the study's `epochs`"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="params override for every run, e.g. --set device=cuda (repeatable)",
+    )
+
+
+def plan_from_args(args: argparse.Namespace, argv: list[str]) -> Plan:
+    """The plan these options describe, from HEAD's params.yaml."""
+    the_plan = studies.plan(
+        studies.load_file(args.file),
+        studies.base_params(),
+        args.study,
+        args.profile,
+        args.epochs,
+        studies.parse_sets(args.set),
+        studies.results_dir(args.file, args.profile),
+    )
+    the_plan.argv = argv
+    return the_plan
+
+
+def _sliced(the_plan: Plan, shard: str | None) -> tuple[list[Run], str]:
+    if shard is None:
+        return the_plan.runs, ""
+    index, count = studies.parse_shard(shard)
+    runs = studies.shard(the_plan.runs, index, count)
+    return runs, f" (shard {index}/{count}: {len(runs)} of {len(the_plan.runs)})"
+
+
+def _known() -> list[Record]:
+    """Every record under results/, conflicts between them reported (never merged silently)."""
+    known = records.read_all(studies.RESULTS)
+    for line in records.conflicts(known):
+        print(f"warning: {line}", flush=True)
+    return known
+
+
+def todo(runs: list[Run], known: list[Record]) -> list[Run]:
+    """The runs with no record of the same identity key, each key once."""
+    done = records.done(known)
+    seen, left = set(done), []
+    for run in runs:
+        if run.key not in seen:
+            seen.add(run.key)
+            left.append(run)
+    return left
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _difference(old: dict, new: dict) -> str:
+    """'recipe.epochs 5 → 20' for the science keys in which two params differ."""
+    a, b = _flat(json.loads(records.identity(old))), _flat(json.loads(records.identity(new)))
+    return ", ".join(
+        f"{k} {a.get(k)} → {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+    )
+
+
+def check_room(runs: list[Run]) -> None:
+    """A record of another run where a planned one must go is never overwritten."""
+    for run in runs:
+        if run.path.exists():
+            change = _difference(records.read(run.path).params, run.params)
+            raise NormlabError(
+                f"{run.path}: holds another run than {run.label} ({change}); "
+                "move it or `git rm` it to replace it"
+            )
+
+
+def run(the_plan: Plan, jobs: int, shard: str | None, commit: bool) -> int:
+    """Train what the plan (or its shard) still lacks; exit code 0 if every run has a record."""
+    runs, sliced = _sliced(the_plan, shard)
+    known = _known()
+    left = todo(runs, known)
+    check_room(left)
+    print(
+        f"{len(the_plan.runs)} runs planned{sliced}: {len(runs) - len(left)} have records, "
+        f"{len(left)} to train, {jobs} at a time; {runner.eta(left, known, jobs)}",
+        flush=True,
+    )
+    logs = checkpoint.cache_dir() / "logs" / time.strftime("%Y%m%d-%H%M%S") if jobs > 1 else None
+    failed = runner.run_all(left, known, jobs=jobs, commit=commit, logs=logs)
+    have = len(runs) - len(failed)
+    print(
+        f"{have}/{len(runs)} runs have records under {the_plan.out / 'runs'}"
+        + (f"; failed: {', '.join(failed)} (rerun to retry)" if failed else ""),
+        flush=True,
+    )
+    return 1 if failed else 0
+
+
+def show_plan(the_plan: Plan, jobs: int, shard: str | None) -> None:
+    runs, sliced = _sliced(the_plan, shard)
+    known = _known()
+    done, first = records.done(known), {}
+    width = max((len(r.label) for r in runs), default=0)
+    for r in runs:
+        found = done.get(r.key)
+        if found:
+            state = f"done     {found.final.acc:6.2f} %  {found.seconds:7.1f} s  {found.source}"
+        elif r.key in first:
+            state = f"to run   (same run as {first[r.key]})"
+        else:
+            guess = runner.estimate(r.params, known)
+            state = "to run   " + (f"~{runner.duration(guess)}" if guess else "no estimate")
+        first.setdefault(r.key, r.label)
+        print(f"{r.label:{width}s}  {state}")
+    left = todo(runs, known)
+    print(
+        f"{len(runs)} runs{sliced}: {len(runs) - len(left)} done, {len(left)} to run; "
+        f"{runner.eta(left, known, jobs)} ({jobs} at a time)"
+    )
+
+
+def _compare(name: str, new: float, old: float, unit: str = "") -> tuple[str, bool]:
+    if new == old:
+        return f"{name}: {new}{unit} (record {old}{unit}): identical", True
+    return f"{name}: {new}{unit} vs record {old}{unit} ({new - old:+.4g}{unit})", False
+
+
+def compare(old: Record, new: Record) -> tuple[list[str], bool]:
+    """Lines comparing a retrained run with its record, and whether they are identical."""
+    checks = [
+        _compare("final acc", new.final.acc, old.final.acc, " %"),
+        _compare("final loss", new.final.loss, old.final.loss),
+        _compare("best acc", new.best.acc, old.best.acc, " %"),
+        _compare("best epoch", new.best.epoch, old.best.epoch),
+    ]
+    a = [h["test/acc"] for h in old.history]
+    b = [h["test/acc"] for h in new.history]
+    diffs = [(abs(x - y), i + 1) for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y]
+    if len(a) != len(b):
+        checks.append((f"test acc per epoch: {len(b)} epochs vs record {len(a)}", False))
+    elif diffs:
+        worst, epoch = max(diffs)
+        checks.append(
+            (
+                f"test acc per epoch: {len(diffs)} of {len(a)} epochs differ, most by "
+                f"{worst:.4g} points (epoch {epoch})",
+                False,
+            )
+        )
+    else:
+        checks.append((f"test acc per epoch: identical over {len(a)} epochs", True))
+    return [line for line, _ in checks], all(same for _, same in checks)
+
+
+def verify(path: Path) -> int:
+    """Retrain the run behind one record from scratch; exit code 0 if it reproduces exactly."""
+    old = records.read(path)
+    runner.ensure_data(old.dataset)
+    print(
+        f"retraining {old.label()} from {path}: recorded on {old.host} ({old.precision}, "
+        f"{old.seconds:.0f} s, code {old.code[:12]})",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="normlab-verify-") as tmp:
+        job = runner.Job(
+            old.study,
+            old.variant,
+            old.seed,
+            old.params,
+            str(Path(tmp) / "s.json"),
+            packed=1,
+            checkpoint=str(Path(tmp) / "checkpoint.pt"),
+        )
+        new, _ = runner.work(job)
+    lines, same = compare(old, new)
+    print(f"retrained on {new.host} ({new.precision}, {new.seconds:.0f} s, code {new.code[:12]})")
+    print("\n".join(lines))
+    if same:
+        print(f"verdict: identical to {path}")
+    else:
+        place = "the same" if (old.host, old.precision) == (new.host, new.precision) else "another"
+        print(
+            f"verdict: differs from {path} (on {place} machine type and precision; across "
+            "machine types expect the same run statistically, not digit for digit)"
+        )
+    return 0 if same else 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="python -m normlab.analysis.study", description=__doc__.split("\n\n")[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("run", "train every planned run that has no record yet"),
+        ("plan", "list the planned runs, which are done, and the time left"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text)
+        add_plan_arguments(sub)
+        sub.add_argument(
+            "--jobs",
+            "-j",
+            type=int,
+            default=1,
+            help="runs trained at once, one worker process each (default: 1; "
+            "on a small CPU add --set engine.threads=1)",
+        )
+        sub.add_argument(
+            "--shard",
+            metavar="I/N",
+            help="only the I-th of N disjoint slices of the plan (1-based)",
+        )
+        if name == "run":
+            sub.add_argument(
+                "--commit",
+                action="store_true",
+                help="git-commit each record (only its files) as it lands",
+            )
+    check = commands.add_parser("verify", help="retrain the run behind a record and compare")
+    check.add_argument("record", type=Path, help="e.g. results/runs/norms/bn/s0.json")
+    args = parser.parse_args(argv)
+    if args.command == "verify":
+        sys.exit(verify(args.record))
+    if args.jobs < 1:
+        raise NormlabError(f"--jobs {args.jobs}: must be at least 1")
+    the_plan = plan_from_args(args, argv)
+    if args.command == "plan":
+        show_plan(the_plan, args.jobs, args.shard)
+    else:
+        sys.exit(run(the_plan, args.jobs, args.shard, args.commit))
+
+
+if __name__ == "__main__":
+    run_stage(main)
