@@ -26,14 +26,16 @@ CACHE_ENV = "NORMLAB_CACHE"
 KEEP_DAYS = 14  # checkpoints of runs nobody resumed within this long are deleted
 
 
-def closure(entry: Path = TRAIN_ENTRY) -> list[Path]:
-    """Every repository module `entry` imports, directly or not (entry included), sorted.
+def closure(entry: Path | None = None) -> list[Path]:
+    """Every repository module `entry` (default: the train stage) imports, directly or not
+    (entry included), sorted.
 
     Found by reading the import statements (functions' bodies too), so a module imported only
     on some paths (e.g. for torch.compile) is part of the run's code as well.
     """
     seen: set[Path] = set()
-    todo = [entry.resolve()]
+    entry = (entry or TRAIN_ENTRY).resolve()
+    todo = [entry, *[p for p in [entry.parent / "__init__.py"] if p.is_file()]]
     while todo:
         path = todo.pop()
         if path in seen:
@@ -46,8 +48,11 @@ def closure(entry: Path = TRAIN_ENTRY) -> list[Path]:
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             for name in names:
-                for candidate in (ROOT / (name.replace(".", "/") + ".py"),
-                                  ROOT / name.replace(".", "/") / "__init__.py"):
+                parts = name.split(".")
+                # importing a.b.c runs a/__init__.py and a/b/__init__.py first
+                packages = [ROOT.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
+                for candidate in (*packages, ROOT.joinpath(*parts).with_suffix(".py"),
+                                  ROOT.joinpath(*parts, "__init__.py")):
                     if candidate.is_file():
                         todo.append(candidate.resolve())
     return sorted(seen)
