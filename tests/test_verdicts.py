@@ -1,0 +1,223 @@
+"""verdicts: did-not-learn, Welch, Holm, TOST and the minimum detectable difference, by hand.
+
+`fake_record` builds a run record (the fields of .scratch/DESIGN.md) in memory; test_claims
+and test_report import it."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import params_dict
+from normlab import config, data
+from normlab.analysis import verdicts as vd
+
+
+def history(
+    epochs: int, acc: float, loss: float = 0.03, wobble: float = 0.0, reach: int | None = None
+) -> list[dict]:
+    """Per-epoch history ending at `acc`: test accuracy rises to within 1 point of it by
+    epoch `reach` (default: the middle), test loss alternates by ± `wobble`."""
+    reach = reach or max(1, epochs // 2)
+    rows = []
+    for e in range(1, epochs + 1):
+        test_acc = acc if e == epochs else acc - (1.5 if e < reach else 0.2)
+        sign = 1 if e % 2 else -1
+        row = {
+            "epoch": e,
+            "train/loss": loss * 1.2 + sign * wobble,
+            "train/acc": test_acc - 0.3,
+            "test/loss": loss + sign * wobble,
+            "test/acc": test_acc,
+            "reg/l1": 0.0,
+            "reg/l2": 0.0,
+            "weights/abs_sum": 900.0,
+            "weights/small_frac": 0.01,
+            "lr": 0.1,
+        }
+        for where in ("pre_norm", "post_norm"):
+            row |= {f"features/{where}/p{p:02d}": p / 50 + e / 10 for p in (1, 20, 80, 99)}
+        rows.append(row)
+    return rows
+
+
+def confusion(
+    acc: float, classes: int = 10, pair: tuple[int, int] = (3, 5), share: float = 0.2
+) -> list[list[int]]:
+    """10,000 test images; (100 − acc) % wrong, `share` of them between the classes of `pair`
+    (both directions), the rest spread over neighbouring classes."""
+    per = 10000 // classes
+    counts = np.zeros((classes, classes), dtype=int)
+    wrong = round((100 - acc) * 100)
+    between = round(wrong * share)
+    counts[pair[0], pair[1]] += between - between // 2
+    counts[pair[1], pair[0]] += between // 2
+    for k in range(wrong - between):
+        i = k % classes
+        j = (i + 1) % classes
+        if {i, j} == set(pair):
+            j = (i + 2) % classes
+        counts[i, j] += 1
+    for i in range(classes):
+        counts[i, i] = per - counts[i].sum()
+    return counts.tolist()
+
+
+def fake_record(
+    study: str,
+    variant: str,
+    seed: int,
+    acc: float,
+    *,
+    norm: str = "bn",
+    groups: int = 4,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    batch_size: int | None = None,
+    dataset: str = "mnist",
+    epochs: int = 4,
+    loss: float | None = None,
+    gap: float = -0.3,
+    hist: list[dict] | None = None,
+    conf: list[list[int]] | None = None,
+    best: float | None = None,
+) -> dict:
+    """A run record as records.write stores it (plain dict), with valid resolved params."""
+    overrides = {
+        "norm": norm,
+        "groups": groups,
+        "l1": l1,
+        "l2": l2,
+        "seed": seed,
+        "dataset": dataset,
+        "train.epochs": epochs,
+    }
+    if batch_size:
+        overrides["train.batch_size"] = batch_size
+    params = config.parse(params_dict(overrides)).model_dump()
+    classes = data.spec(dataset).classes
+    loss = loss if loss is not None else (0.03 if acc > 50 else 2.30)
+    hist = hist or history(epochs, acc, loss)
+    best_row = max(hist, key=lambda h: h["test/acc"])
+    return {
+        "schema": 1,
+        "study": study,
+        "variant": variant,
+        "seed": seed,
+        "dataset": dataset,
+        "key": "fake",
+        "params": params,
+        "history": hist,
+        "final": {"acc": acc, "loss": loss},
+        "best": {
+            "acc": best if best is not None else best_row["test/acc"],
+            "epoch": best_row["epoch"],
+        },
+        "train": {"acc": acc + gap, "loss": loss * 1.2},
+        "gap": gap,
+        "learned": acc >= 100 / len(classes) + 5,
+        "per_class_acc": {c: acc for c in classes},
+        "confusion": conf or confusion(acc, len(classes)),
+        "misclassified": {
+            "index": list(range(25)),
+            "predicted": [(i + 1) % 10 for i in range(25)],
+            "actual": [i % 10 for i in range(25)],
+            "confidence": [0.5] * 25,
+        },
+        "param_count": 8690,
+        "weights": {"abs_sum": 900.0, "small_frac": 0.01},
+        "seconds": 10.0 * epochs,
+        "device": "cpu",
+        "precision": "bf16",
+        "torch": "2.13.0+cpu",
+        "host": "test host (2 CPUs)",
+        "code": "0123456789" * 4,
+        "data_md5": {},
+        "packed": 1,
+        "dvc": None,
+    }
+
+
+def runs_of(variant: str, accs: list[float], **kw) -> list[vd.Run]:
+    return [vd.run_of(fake_record("fake", variant, s, a, **kw)) for s, a in enumerate(accs)]
+
+
+def test_holm_matches_a_hand_computation():
+    # sorted: 0.005·4 = 0.02; 0.01·3 = 0.03; 0.03·2 = 0.06; 0.04·1 = 0.04 → max(0.06, 0.04)
+    assert vd.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # NaN (an untestable pair) is left out of the family: m = 2
+    adjusted = vd.holm([0.02, math.nan, 0.04])
+    assert adjusted[0] == pytest.approx(0.04) and adjusted[2] == pytest.approx(0.04)
+    assert math.isnan(adjusted[1])
+    assert vd.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def test_welch_by_hand():
+    a, b = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0]  # means 2 and 4, variances 1 and 4
+    d = vd.welch(a, b)
+    se = math.sqrt(1 / 3 + 4 / 3)
+    df = (5 / 3) ** 2 / ((1 / 3) ** 2 / 2 + (4 / 3) ** 2 / 2)
+    half = stats.t.ppf(0.975, df) * se
+    assert d.estimate == pytest.approx(-2.0) and d.se == pytest.approx(se)
+    assert d.df == pytest.approx(df) and (d.low, d.high) == pytest.approx((-2 - half, -2 + half))
+    assert d.p == pytest.approx(2 * stats.t.sf(2 / se, df))
+
+
+def test_minimum_detectable_difference_by_hand():
+    # sd 0.1 in both groups of 3: (t(0.975, 4) + t(0.80, 4)) · 0.1 · √(2/3) = 3.7174 · 0.08165
+    d = vd.welch([99.2, 99.3, 99.4], [99.0, 99.1, 99.2])
+    assert d.mdd == pytest.approx((2.776445 + 0.940965) * 0.1 * math.sqrt(2 / 3), rel=1e-4)
+    assert d.mdd == pytest.approx(0.3035, abs=1e-4)
+
+
+def test_tost_needs_the_90_percent_ci_inside_the_margin():
+    a, b = [99.30, 99.32, 99.31, 99.33], [99.31, 99.29, 99.30, 99.32]
+    d = vd.welch(a, b)
+    assert vd.inside(d, -0.1, 0.1) < 0.05  # clearly within ±0.1
+    assert vd.inside(d, -0.001, 0.001) > 0.05  # not shown within ±0.001
+    far = vd.welch([v + 1 for v in a], b)
+    assert vd.outside(far, -0.1, 0.1) < 0.05 and vd.inside(far, -0.1, 0.1) > 0.5
+
+
+@pytest.mark.parametrize(
+    "acc, loss, why",
+    [
+        (99.3, 0.02, None),
+        (11.35, 2.30, "stayed at chance"),
+        (14.9, 2.2, "stayed at chance"),
+        (10.32, 1.6e12, "diverged"),
+        (50.0, math.inf, "diverged"),
+        (15.1, 2.1, None),
+    ],
+)
+def test_did_not_learn(acc, loss, why):
+    assert vd.failure(acc, loss, 10) == why
+
+
+def test_one_seed_at_chance_is_named_and_not_averaged_in():
+    none = vd.group("none", runs_of("none", [99.2, 99.25, 11.35]), [99.2, 99.25, 11.35])
+    bn = vd.group("bn", runs_of("bn", [99.3, 99.35, 99.28]), [99.3, 99.35, 99.28])
+    assert none.failed_text() == "1 of 3 seeds stayed at chance, 11.35 % (seed 2)"
+    assert list(none.usable) == [99.2, 99.25]
+    diff = vd.welch(none.usable, bn.usable)
+    text = vd.compare(none, bn, diff, vd.holm([diff.p])[0])
+    assert "1 of 3 seeds stayed at chance, 11.35 % (seed 2) (did not learn)" in text
+    assert "the 2 that learned are compared" in text
+    assert abs(diff.high - diff.low) < 1  # not a CI of ±124 points
+    assert "smallest difference n = 2 vs 3 could detect" in text
+
+
+def test_a_variant_where_no_seed_learned_is_compared_on_all_its_runs():
+    accs = [11.35, 11.36, 11.34]
+    inorm = vd.group("in", runs_of("in", accs), accs)
+    bn = vd.group("bn", runs_of("bn", [99.3, 99.35, 99.28]), [99.3, 99.35, 99.28])
+    diff = vd.welch(inorm.usable, bn.usable)
+    text = vd.compare(inorm, bn, diff, diff.p)
+    assert text.startswith("**in** is lower than **bn** by 87.96 points")
+    assert "in did not learn: 3 of 3 seeds stayed at chance" in text
+
+
+def test_zero_spread_is_not_testable_rather_than_certain():
+    d = vd.welch([99.0, 99.0], [99.0, 99.0])
+    assert not d.testable and "no spread between seeds" in vd.numbers(d, math.nan)
