@@ -39,7 +39,8 @@ def per_class_acc(actual: np.ndarray, predicted: np.ndarray, classes: tuple[str,
 def eval_metrics(*, history: list[dict], acc: float, loss: float, actual: np.ndarray,
                  predicted: np.ndarray, classes: tuple[str, ...], param_count: int) -> dict:
     """metrics/eval.json: the final evaluation (`acc`, `loss`) with the training history's
-    last and best epochs, per-class accuracy and the weights' size."""
+    last and best epochs, per-class accuracy, the weights' size, and whether the run learned
+    at all (`learned`: a finite loss does not say so)."""
     best = max(history, key=lambda h: h["test/acc"])
     last = history[-1]
     return {
@@ -49,6 +50,7 @@ def eval_metrics(*, history: list[dict], acc: float, loss: float, actual: np.nda
         "best": {"epoch": best["epoch"], "acc": round(best["test/acc"], 2)},
         "final": {"epoch": last["epoch"], "acc": round(last["test/acc"], 2)},
         "per_class_acc": per_class_acc(actual, predicted, classes),
+        "learned": learned(acc, len(classes)),
         "params": param_count,
         "weights": {"abs_sum": round(last["weights/abs_sum"], 4),
                     "small_frac": round(last["weights/small_frac"], 5)},

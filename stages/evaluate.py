@@ -4,6 +4,8 @@ metrics/eval.json (normlab.outputs.eval_metrics) holds only what the model compu
 device and precision go to metrics/run.json.
 """
 
+import sys
+
 import numpy as np
 import torch
 
@@ -12,8 +14,9 @@ from normlab.errors import NormlabError, run_stage
 from normlab.io import write_json, write_text
 from normlab.loop import evaluate
 from normlab.models import count_params
-from normlab.outputs import (CONFUSION_CSV, CONFUSION_PNG, EVAL_JSON, MISCLASSIFIED_PNG, MODEL,
-                             RUN_JSON, eval_metrics, misclassified)
+from normlab.outputs import (CHANCE_MARGIN, CONFUSION_CSV, CONFUSION_PNG, EVAL_JSON,
+                             MISCLASSIFIED_PNG, MODEL, RUN_JSON, eval_metrics, learned,
+                             misclassified)
 from normlab.prepare import prepare
 
 
@@ -58,6 +61,10 @@ def main() -> None:
     plots.misclassified_png(images, actual[wrong], predicted[wrong],
                             result.confidence.numpy()[wrong], prep.classes, title,
                             MISCLASSIFIED_PNG)
+    if not learned(result.acc, len(prep.classes)):
+        print(f"warning: test acc {result.acc:.2f}% is within {CHANCE_MARGIN:g} points of chance "
+              f"({100 / len(prep.classes):g}%): this run did not learn "
+              f"({EVAL_JSON}: learned: false)", file=sys.stderr)
     best = max(history, key=lambda h: h["test/acc"])
     print(f"test acc {result.acc:.2f}% (best {best['test/acc']:.2f}% at epoch {best['epoch']}), "
           f"loss {result.loss:.4f}; wrote {EVAL_JSON}, {RUN_JSON}, plots/")
