@@ -17,6 +17,7 @@ with s_p the pooled standard deviation of the two groups' seeds.
 """
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +237,9 @@ def welch(a: Sequence[float], b: Sequence[float]) -> Diff:
     if se == 0:
         return Diff(estimate, math.nan, math.nan, math.nan, 0.0, math.nan, n, mdd)
     df = float((var_a + var_b) ** 2 / (var_a**2 / (n[0] - 1) + var_b**2 / (n[1] - 1)))
-    result = stats.ttest_ind(a, b, equal_var=False)
+    with warnings.catch_warnings():  # near-identical seeds: scipy's precision note, not ours
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(a, b, equal_var=False)
     ci = result.confidence_interval(1 - ALPHA)
     return Diff(estimate, float(ci.low), float(ci.high), float(result.pvalue), se, df, n, mdd)
 
@@ -252,7 +255,9 @@ def one_sample(x: Sequence[float], level: float) -> Diff:
     se, df = sd / math.sqrt(len(x)), len(x) - 1
     if se == 0:
         return Diff(estimate, math.nan, math.nan, math.nan, 0.0, df, n, 0.0)
-    result = stats.ttest_1samp(x, level)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_1samp(x, level)
     ci = result.confidence_interval(1 - ALPHA)
     low, high = float(ci.low) - level, float(ci.high) - level
     return Diff(estimate, low, high, float(result.pvalue), se, df, n, min_detectable(sd, len(x)))
@@ -299,6 +304,12 @@ def pm(stats_: Stats, digits: int = 2) -> str:
     return f"{stats_.mean:.{digits}f} ± {stats_.std:.{digits}f}"
 
 
+def signed(x: float, digits: int = 2) -> str:
+    """'+0.03', '-1.20'; never '-0.00' for a difference that rounds to nothing."""
+    text = f"{x:+.{digits}f}"
+    return text.replace("-", "+") if float(text) == 0 else text
+
+
 def fmt_p(p: float) -> str:
     return "–" if not math.isfinite(p) else f"{p:.3g}"
 
@@ -308,9 +319,9 @@ def numbers(diff: Diff, p_adj: float, unit: str = "points") -> str:
     n = " vs ".join(str(k) for k in diff.n)
     if not diff.testable:
         why = "fewer than 2 runs" if min(diff.n) < 2 else "no spread between seeds"
-        return f"{diff.estimate:+.2f} {unit}; not testable: {why}; n = {n}"
+        return f"{signed(diff.estimate)} {unit}; not testable: {why}; n = {n}"
     return (
-        f"{diff.estimate:+.2f} {unit}, 95 % CI {diff.low:+.2f} to {diff.high:+.2f}; "
+        f"{signed(diff.estimate)} {unit}, 95 % CI {signed(diff.low)} to {signed(diff.high)}; "
         f"p = {fmt_p(diff.p)}, Holm p = {fmt_p(p_adj)}; n = {n}"
     )
 

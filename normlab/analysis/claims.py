@@ -1,0 +1,404 @@
+"""Claims as data (studies/claims.yaml): what the write-ups said, and what the runs say of it.
+
+Every claim names its source, the study and variants it reads, the kind of test and every
+margin, threshold and metric — written down before the runs it reads land, so a claim is never
+tuned to its data. A claim over several pairs (e.g. GN vs BN at batch 16 and at batch 32) is
+one family: Holm-adjusted within it, supported only when every pair is.
+
+Verdicts: **supported**, **contradicted**, **not detectable with n = …** (with the smallest
+difference this n could have found), or **cannot be tested yet** (planned runs missing).
+
+Kinds, each on one number per run (A, B: the pair's first and second variant):
+- higher        A's test accuracy (metric: final | best) above B's (Welch).
+- similar       |A − B| within ±margin points (TOST); contradicted when the 95 % CI misses it.
+- costs         B − A within [low, high] points (TOST); contradicted when the CI misses it.
+- reaches       A's mean accuracy at or above `level` (one-sample t).
+- steadier      A's mean |epoch-to-epoch change| of `series` over the `last` N epochs below B's.
+- faster        A reaches `level` % test accuracy in fewer epochs than B (a run that never does
+                counts as epochs + 1, and is named).
+- narrower-gap  A's train − test accuracy gap below B's.
+- confusions    the share of A's errors between the named class pairs (either direction) above
+                `share` (one-sample t).
+"""
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from normlab.analysis import verdicts as vd
+from normlab.errors import NormlabError
+
+FILE = Path("studies/claims.yaml")
+PAIR_KINDS = ("higher", "similar", "costs", "steadier", "faster", "narrower-gap")
+WORDS = ("supported", "contradicted", "not detectable", "cannot be tested yet")
+
+
+class _Claim(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str  # narrowed to one Literal by each kind's model below
+    id: str = Field(pattern=r"^[0-9a-z][0-9a-z-]*$")
+    source: str = Field(min_length=1)  # which write-up and claim, e.g. "001 (c)"
+    text: str = Field(min_length=1)
+    study: str = Field(min_length=1)
+    variants: list[str] | None = Field(default=None, min_length=1)
+    pairs: list[tuple[str, str]] | None = Field(default=None, min_length=1)
+    note: str = ""  # how the write-up's words became this test
+
+    @model_validator(mode="after")
+    def _one_way_to_name_variants(self) -> "_Claim":
+        if (self.variants is None) == (self.pairs is None):
+            raise ValueError("give either 'variants' or 'pairs' (a family), not both or neither")
+        pair_kind = self.kind in PAIR_KINDS
+        if not pair_kind and self.pairs is not None:
+            raise ValueError(f"kind {self.kind!r} reads single variants: use 'variants'")
+        if pair_kind and self.variants is not None and len(self.variants) != 2:
+            raise ValueError("'variants' must be [A, B] for this kind (or use 'pairs')")
+        return self
+
+    @property
+    def units(self) -> list[tuple[str, ...]]:
+        """What is tested: (A, B) pairs, or (A,) single variants."""
+        if self.pairs is not None:
+            return [tuple(p) for p in self.pairs]
+        if self.kind in PAIR_KINDS:
+            return [tuple(self.variants)]
+        return [(v,) for v in self.variants]
+
+    @property
+    def names(self) -> list[str]:
+        """Every variant the claim reads, in first-mention order."""
+        return list(dict.fromkeys(v for unit in self.units for v in unit))
+
+
+Metric = Literal["final", "best"]
+
+
+class Higher(_Claim):
+    kind: Literal["higher"]
+    metric: Metric
+
+
+class Similar(_Claim):
+    kind: Literal["similar"]
+    metric: Metric
+    margin: float = Field(gt=0)  # points
+
+
+class Costs(_Claim):
+    kind: Literal["costs"]
+    metric: Metric
+    range: tuple[float, float]  # B − A, points, low ≤ high
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Costs":
+        if self.range[0] > self.range[1]:
+            raise ValueError("range must be [low, high] with low ≤ high")
+        return self
+
+
+class Reaches(_Claim):
+    kind: Literal["reaches"]
+    metric: Metric
+    level: float = Field(gt=0, le=100)  # test accuracy, %
+
+
+class Steadier(_Claim):
+    kind: Literal["steadier"]
+    series: Literal["test/loss", "test/acc", "train/loss", "train/acc"]
+    last: int = Field(ge=2)  # epochs
+
+
+class Faster(_Claim):
+    kind: Literal["faster"]
+    level: float = Field(gt=0, le=100)  # test accuracy, %
+
+
+class NarrowerGap(_Claim):
+    kind: Literal["narrower-gap"]
+
+
+class Confusions(_Claim):
+    kind: Literal["confusions"]
+    classes: list[tuple[str, str]] = Field(min_length=1)
+    share: float = Field(gt=0, lt=1)  # of all errors
+
+
+Claim = Annotated[
+    Higher | Similar | Costs | Reaches | Steadier | Faster | NarrowerGap | Confusions,
+    Field(discriminator="kind"),
+]
+
+
+class Reported(BaseModel):
+    """A number a write-up reported, shown beside normlab's (the replication tables)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(min_length=1)  # "002"
+    study: str
+    variant: str
+    metric: Metric  # what the write-up's number is: final epoch or best epoch
+    acc: float = Field(ge=0, le=100)
+    note: str = ""
+
+
+class ClaimsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    claims: list[Claim] = Field(min_length=1)
+    reported: list[Reported] = []
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "ClaimsFile":
+        seen: set[str] = set()
+        for claim in self.claims:
+            if claim.id in seen:
+                raise ValueError(f"claim id {claim.id!r} is used twice")
+            seen.add(claim.id)
+        return self
+
+
+def _where(raw: Any, loc: tuple) -> str:
+    """pydantic's location as the file's keys: claims[3] (id 002a).margin (tags dropped)."""
+    parts: list[str] = []
+    node = raw
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            parts[-1] += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and "id" in node and i == 1:
+                parts[-1] += f" (id {node['id']})"
+        elif i == 2 and loc[0] == "claims" and isinstance(node, dict) and node.get("kind") == part:
+            continue  # the discriminated union's tag, not a key of the file
+        else:
+            parts.append(str(part))
+            node = node.get(part) if isinstance(node, dict) else None
+    return ".".join(parts) or "top level"
+
+
+def load(path: Path = FILE) -> ClaimsFile:
+    """Read and validate a claims file; any problem is one line naming the file and the key."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise NormlabError(f"{path}: claims file not found") from None
+    except yaml.YAMLError as exc:
+        raise NormlabError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    try:
+        return ClaimsFile.model_validate(raw)
+    except ValidationError as exc:
+        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (a typo?)"
+        raise NormlabError(f"{path}: {_where(raw, err['loc'])}: {msg}") from None
+
+
+@dataclass(frozen=True)
+class Test:
+    """One pair (or variant) of a claim, with p for and against the claim."""
+
+    label: str
+    diff: vd.Diff
+    p_for: float  # small: the data back the claim
+    p_against: float  # small: the data back the opposite
+    groups: tuple[vd.Group, ...]
+    unit: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: Any  # one of the Claim models
+    word: str  # one of WORDS; 'not detectable' carries its n ('not detectable with n = 3 vs 3')
+    detail: str  # the numbers behind it
+
+
+def metric_of(run: vd.Run, metric: str) -> float:
+    return run.acc if metric == "final" else run.best_acc
+
+
+def spread(run: vd.Run, series: str, last: int) -> float:
+    """Mean |change| of `series` between consecutive epochs over the last `last` epochs."""
+    values = [h[series] for h in run.history][-last:]
+    changes = [abs(b - a) for a, b in pairwise(values)]
+    return sum(changes) / len(changes) if changes else math.nan
+
+
+def epochs_to(run: vd.Run, level: float) -> float:
+    """First epoch whose test accuracy is ≥ level; epochs + 1 when it never gets there."""
+    for h in run.history:
+        if h["test/acc"] >= level:
+            return float(h["epoch"])
+    return float(len(run.history) + 1)
+
+
+def error_share(run: vd.Run, pairs: Sequence[tuple[str, str]]) -> float:
+    """Percent of the run's errors that fall between the named class pairs, either direction."""
+    index = {name: i for i, name in enumerate(run.classes)}
+    for name in (n for pair in pairs for n in pair):
+        if name not in index:
+            raise NormlabError(
+                f"{FILE}: class {name!r} is not a class of {run.dataset} "
+                f"(allowed: {', '.join(run.classes)})"
+            )
+    counts = run.confusion
+    errors = sum(map(sum, counts)) - sum(counts[i][i] for i in range(len(counts)))
+    between = sum(counts[index[a]][index[b]] + counts[index[b]][index[a]] for a, b in pairs)
+    return 100.0 * between / errors if errors else math.nan
+
+
+def _value(claim: Any) -> tuple[Callable[[vd.Run], float], str]:
+    """What one run contributes to this kind of claim, and its unit."""
+    kind = claim.kind
+    if kind in ("higher", "similar", "costs", "reaches"):
+        return (lambda r: metric_of(r, claim.metric)), "points"
+    if kind == "steadier":
+        unit = "points/epoch" if claim.series.endswith("acc") else "loss/epoch"
+        return (lambda r: spread(r, claim.series, claim.last)), unit
+    if kind == "faster":
+        return (lambda r: epochs_to(r, claim.level)), "epochs"
+    if kind == "narrower-gap":
+        return (lambda r: r.gap), "points"
+    return (lambda r: error_share(r, claim.classes)), "points"
+
+
+def _directional(diff: vd.Diff, want_positive: bool) -> tuple[float, float]:
+    """(p for, p against) a claimed sign: the two-sided p counts for the side it falls on."""
+    if not diff.testable:
+        return math.nan, math.nan
+    right_side = (diff.estimate > 0) == want_positive and diff.estimate != 0
+    return (diff.p, 1.0) if right_side else (1.0, diff.p)
+
+
+def _test(claim: Any, unit: tuple[str, ...], groups: tuple[vd.Group, ...], label_unit: str) -> Test:
+    kind = claim.kind
+    if len(unit) == 1:
+        level = claim.level if kind == "reaches" else 100.0 * claim.share
+        diff = vd.one_sample(groups[0].usable, level)
+        p_for, p_against = _directional(diff, want_positive=True)
+        what = "share of errors in the pairs" if kind == "confusions" else "mean"
+        label = f"{unit[0]} {what} − {level:g} %"
+        return Test(label, diff, p_for, p_against, groups, label_unit)
+    if kind in ("similar", "costs"):
+        # similar: A − B within ±margin; costs: B − A within [low, high]
+        a, b = (0, 1) if kind == "similar" else (1, 0)
+        low, high = (-claim.margin, claim.margin) if kind == "similar" else claim.range
+        diff = vd.welch(groups[a].usable, groups[b].usable)
+        note = f"within [{low:+g}, {high:+g}] points: TOST"
+        return Test(
+            f"{unit[a]} − {unit[b]}",
+            diff,
+            vd.inside(diff, low, high),
+            vd.outside(diff, low, high),
+            groups,
+            label_unit,
+            note,
+        )
+    diff = vd.welch(groups[0].usable, groups[1].usable)
+    p_for, p_against = _directional(diff, want_positive=kind == "higher")
+    return Test(f"{unit[0]} − {unit[1]}", diff, p_for, p_against, groups, label_unit)
+
+
+def _lacking(
+    claim: Any, runs: dict[str, list[vd.Run]], missing: Sequence[tuple[str, int]]
+) -> list[str]:
+    """Why the claim cannot be tested yet: planned runs without a record, or < 2 runs."""
+    lacking = []
+    for name in claim.names:
+        seeds = [seed for variant, seed in missing if variant == name]
+        have = len(runs.get(name, []))
+        if seeds:
+            lacking.append(f"{name} ({len(seeds)} of {have + len(seeds)} planned)")
+        elif have < 2:
+            lacking.append(f"{name} ({have} run{'' if have == 1 else 's'}, 2 needed)")
+    return lacking
+
+
+def _never(test: Test, claim: Any) -> str:
+    """Runs a 'faster' claim counted as never reaching the level (epochs + 1)."""
+    if claim.kind != "faster":
+        return ""
+    late = [
+        r.label for g in test.groups for r in g.runs if epochs_to(r, claim.level) > len(r.history)
+    ]
+    return (
+        f"; never reached {claim.level:g} % (counted as epochs + 1): {', '.join(late)}"
+        if late
+        else ""
+    )
+
+
+def judge(
+    claim: Any,
+    runs: Sequence[vd.Run],
+    missing: Sequence[tuple[str, int]] = (),
+    defined: bool = True,
+) -> Verdict:
+    """The verdict on one claim from the runs of its study.
+
+    missing: planned runs of the study without a record, as (variant, seed).
+    defined: False when no study file defines the claim's study yet."""
+    if not defined:
+        return Verdict(claim, WORDS[3], f"study {claim.study} is not defined in a study file yet")
+    by_variant: dict[str, list[vd.Run]] = {}
+    for run in runs:
+        by_variant.setdefault(run.variant, []).append(run)
+    lacking = _lacking(claim, by_variant, missing)
+    if lacking:
+        return Verdict(claim, WORDS[3], f"runs missing in {claim.study}: {', '.join(lacking)}")
+    value, unit = _value(claim)
+    tests = []
+    for names in claim.units:
+        groups = tuple(vd.group(v, by_variant[v], [value(r) for r in by_variant[v]]) for v in names)
+        tests.append(_test(claim, names, groups, unit))
+    return _verdict(claim, tests)
+
+
+def _line(test: Test, p_adj: tuple[float, float], claim: Any) -> str:
+    """'A − B = +0.50 points (95 % CI …; p = …, Holm p = …; n = 4 vs 4)', with the runs that
+    did not learn. p_adj: the Holm-adjusted (p for, p against)."""
+    d = test.diff
+    n = " vs ".join(map(str, d.n))
+    notes = "".join(f"; {g.basis()}" for g in test.groups if g.basis())
+    head = f"{test.label} = {vd.signed(d.estimate)} {test.unit}"
+    if not d.testable:
+        why = "fewer than 2 runs" if min(d.n) < 2 else "no spread between seeds"
+        return f"{head}, not testable ({why}; n = {n}){notes}"
+    if test.note:  # an interval: the TOST for it, the test of lying outside against it
+        p = (
+            f"{test.note} p = {vd.fmt_p(test.p_for)}, Holm p = {vd.fmt_p(p_adj[0])}; outside it: "
+            f"p = {vd.fmt_p(test.p_against)}, Holm p = {vd.fmt_p(p_adj[1])}"
+        )
+    else:
+        side = 0 if test.p_for <= test.p_against else 1
+        raw = (test.p_for, test.p_against)[side]
+        p = f"p = {vd.fmt_p(raw)}, Holm p = {vd.fmt_p(p_adj[side])}"
+    ci = f"95 % CI {vd.signed(d.low)} to {vd.signed(d.high)}"
+    return f"{head} ({ci}; {p}; n = {n}){_never(test, claim)}{notes}"
+
+
+def _verdict(claim: Any, tests: list[Test]) -> Verdict:
+    """Holm within the claim's family, then: all for → supported; any against → contradicted."""
+    adj_for = vd.holm([t.p_for for t in tests])
+    adj_against = vd.holm([t.p_against for t in tests])
+    adjusted = list(zip(adj_for, adj_against, strict=True))
+    detail = "; ".join(_line(t, p, claim) for t, p in zip(tests, adjusted, strict=True))
+    if len(tests) > 1:
+        detail += f" — one family, Holm over its {len(tests)} tests"
+    if all(p < vd.ALPHA for p in adj_for):
+        return Verdict(claim, WORDS[0], detail)
+    if any(p < vd.ALPHA for p in adj_against):
+        return Verdict(claim, WORDS[1], detail)
+    ns = sorted({" vs ".join(map(str, t.diff.n)) for t in tests})
+    mdds = [t.diff.mdd for t in tests if math.isfinite(t.diff.mdd)]
+    if mdds and not any(t.note for t in tests):
+        detail += f"; smallest difference this n could detect: {max(mdds):.2f} {tests[0].unit}"
+    return Verdict(claim, f"{WORDS[2]} with n = {', '.join(ns)}", detail)
