@@ -162,10 +162,8 @@ def show_plan(the_plan: Plan, jobs: int, shard: str | None) -> None:
         first.setdefault(r.key, r.label)
         print(f"{r.label:{width}s}  {state}")
     left = todo(runs, known)
-    print(
-        f"{len(runs)} runs{sliced}: {len(runs) - len(left)} done, {len(left)} to run; "
-        f"{runner.eta(left, known, jobs)} ({jobs} at a time)"
-    )
+    eta = f"; {runner.eta(left, known, jobs)} ({jobs} at a time)" if left else ""
+    print(f"{len(runs)} runs{sliced}: {len(runs) - len(left)} done, {len(left)} to run{eta}")
 
 
 def _compare(name: str, new: float, old: float, unit: str = "") -> tuple[str, bool]:

@@ -1,0 +1,182 @@
+"""Run records: round trip, one-line errors for corrupt files, and the identity-key rule."""
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import params_dict
+from normlab import config
+from normlab.analysis import records
+from normlab.errors import NormlabError
+
+
+def resolved(overrides: dict | None = None) -> dict:
+    """Resolved params (as a study plans them) of the repo's params.yaml with overrides."""
+    return config.parse(params_dict(overrides)).model_dump()
+
+
+def record_dict(params: dict | None = None, acc: float = 99.47) -> dict:
+    """A complete, valid record of a 2-epoch run, as a runner would write it."""
+    params = params or resolved({"train.epochs": 2})
+    epoch = {
+        "train/loss": 0.1,
+        "train/acc": 97.0,
+        "test/loss": 0.05,
+        "test/acc": acc,
+        "reg/l1": 0.0,
+        "reg/l2": 0.0,
+        "weights/abs_sum": 950.5,
+        "weights/small_frac": 0.01,
+        "lr": 0.0001,
+        "features/pre_norm/p01": 0.0,
+        "features/post_norm/p99": 2.5,
+    }
+    return {
+        "schema": 1,
+        "study": "norms",
+        "variant": "bn",
+        "seed": 0,
+        "dataset": "mnist",
+        "key": records.identity(params),
+        "params": params,
+        "history": [{"epoch": 1, **epoch, "test/acc": 98.0}, {"epoch": 2, **epoch}],
+        "final": {"acc": acc, "loss": 0.0171},
+        "best": {"acc": acc, "epoch": 2},
+        "train": {"acc": 97.0, "loss": 0.1},
+        "gap": round(97.0 - acc, 2),
+        "learned": True,
+        "per_class_acc": {str(i): 99.0 for i in range(10)},
+        "confusion": [[990 if i == j else 1 for j in range(10)] for i in range(10)],
+        "misclassified": {
+            "index": [3, 7],
+            "predicted": [1, 2],
+            "actual": [7, 3],
+            "confidence": [0.61, 0.55],
+        },
+        "param_count": 8690,
+        "weights": {"abs_sum": 950.5, "small_frac": 0.01},
+        "seconds": 252.5,
+        "device": "cpu",
+        "precision": "bf16",
+        "torch": "2.13.0+cpu",
+        "host": "AMD EPYC (2 CPUs)",
+        "code": "d55ce01",
+        "data_md5": {"a.gz": "0" * 32},
+        "packed": 1,
+        "dvc": None,
+    }
+
+
+def write_raw(path: Path, raw: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def test_a_record_round_trips_write_validate_read(tmp_path):
+    raw = record_dict()
+    path = tmp_path / "runs/norms/bn/s0.json"
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 1, 28, 28)
+    written = records.write(path, records.validate(raw, "memory"), images)
+    assert written == [records.sidecar(path), path]
+    assert json.loads(path.read_text()) == raw  # the file holds exactly the record, `schema` too
+    again = records.read(path)
+    assert again.model_dump(by_alias=True) == raw and again.source == path
+    assert np.array_equal(np.load(records.sidecar(path)), images)
+    assert [r.label() for r in records.read_all(tmp_path)] == ["norms/bn/s0"]
+    assert records.read_all(tmp_path / "nothing-here") == []
+
+
+def _without(raw: dict, dotted: str) -> dict:
+    out = copy.deepcopy(raw)
+    *parents, leaf = dotted.split(".")
+    node = out
+    for key in parents:
+        node = node[key]
+    del node[leaf]
+    return out
+
+
+def _with(raw: dict, dotted: str, value) -> dict:
+    out = copy.deepcopy(raw)
+    *parents, leaf = dotted.split(".")
+    node = out
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: _without(r, "final.acc"), "missing key 'final.acc'"),
+        (lambda r: _without(r, "schema"), "missing key 'schema'"),
+        (
+            lambda r: _with(r, "final.acc", "99.47"),
+            "key 'final.acc': Input should be a valid number",
+        ),
+        (lambda r: _with(r, "seed", 1.5), "key 'seed': Input should be a valid integer"),
+        (lambda r: _with(r, "confusion", [[1, 2], [3, "x"]]), "key 'confusion.1.1'"),
+        (lambda r: _with(r, "schema", 2), "key 'schema'"),
+        (lambda r: _with(r, "finale", {}), "unknown key 'finale'"),
+        (lambda r: _with(r, "params.norm", "bm"), "key 'params.norm'"),
+        (lambda r: _without(r, "params.recipe.lr"), "missing key 'params.recipe.lr'"),
+    ],
+)
+def test_a_corrupt_record_is_one_line_naming_the_file_and_key(tmp_path, change, message):
+    path = write_raw(tmp_path / "runs/norms/bn/s0.json", change(record_dict()))
+    with pytest.raises(NormlabError) as err:
+        records.read_all(tmp_path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["", '{"schema": 1,', "not json", "\xff\xfe"])
+def test_a_record_that_is_not_json_is_one_line(tmp_path, text):
+    path = tmp_path / "s0.json"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(NormlabError, match=r"s0\.json: not a JSON record") as err:
+        records.read(path)
+    assert "\n" not in str(err.value)
+
+
+def test_identity_is_what_a_run_computes_not_where_it_ran():
+    base = resolved()
+    assert records.identity(base) == records.identity(resolved())
+    elsewhere = {
+        **base,
+        "device": "cuda",
+        "engine": {**base["engine"], "amp": "bf16", "threads": 1},
+    }
+    assert records.identity(elsewhere) == records.identity(base)
+    assert records.identity(resolved({"train.epochs": 5})) != records.identity(base)
+    assert records.identity({**base, "l1": 1e-4}) != records.identity(base)
+    assert records.identity({**base, "seed": 1}) != records.identity(base)
+
+
+def test_a_record_from_before_a_recipe_key_existed_still_matches(tmp_path):
+    """One rule, no list of exceptions: a key added later defaults to the old behaviour."""
+    params = resolved({"train.epochs": 2})
+    assert params["recipe"]["tta"] is False  # MNIST's recipe
+    older = _without(record_dict(params), "params.recipe.tta")
+    path = write_raw(tmp_path / "runs/norms/bn/s0.json", older)
+    record = records.read(path)
+    assert "tta" not in record.params["recipe"]
+    assert record.identity() == records.identity(params)
+    assert records.done([record]).keys() == {records.identity(params)}
+    tta = resolved({"train.epochs": 2, "train.tta": True})
+    assert records.identity(tta) != record.identity()
+
+
+def test_records_of_the_same_run_with_different_results_are_reported(tmp_path):
+    a = write_raw(tmp_path / "a/runs/norms/bn/s0.json", record_dict(acc=99.47))
+    write_raw(tmp_path / "b/runs/norms/bn/s0.json", record_dict(acc=99.47))  # agrees: fine
+    c = write_raw(tmp_path / "c/runs/norms/bn/s0.json", record_dict(acc=99.45))
+    found = records.read_all(tmp_path)
+    assert len(records.done(found)) == 1
+    [line] = records.conflicts(found)
+    assert line.startswith(f"{c}: same run as {a}") and "99.45 vs 99.47" in line

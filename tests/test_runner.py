@@ -1,0 +1,202 @@
+"""The study runner end to end on tiny synthetic data: records, reruns, dead workers, verify."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import copy_code, params_dict, stage_env, write_dataset
+from normlab import config
+from normlab.analysis import records, runner, studies
+from normlab.errors import NormlabError
+from test_records import record_dict
+
+TINY = """
+studies:
+  t:
+    epochs: {epochs}
+    seeds: [0]
+    set: {{data.limit: 256, train.batch_size: {batch}, device: cpu, engine.threads: 1}}
+    variants:
+{variants}
+"""
+
+
+def study_text(epochs: int = 1, batch: int = 64, variants: tuple[str, ...] = ("bn", "ln")) -> str:
+    lines = "\n".join(f"      {v}: {{norm: {v}}}" for v in variants)
+    return TINY.format(epochs=epochs, batch=batch, variants=lines)
+
+
+def git(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, env=env_for(cwd), capture_output=True, text=True)
+
+
+def env_for(repo: Path) -> dict[str, str]:
+    """Stage environment, a checkpoint cache of the test's own, and a git identity."""
+    who = {
+        f"GIT_{role}_{key}": value
+        for role in ("AUTHOR", "COMMITTER")
+        for key, value in (("NAME", "normlab-test"), ("EMAIL", "test@normlab.invalid"))
+    }
+    return {**stage_env(), **who, "NORMLAB_CACHE": str(repo.parent / f"{repo.name}-cache")}
+
+
+def tiny_repo(dest: Path, text: str) -> Path:
+    """normlab's code, a study file `studies/t.yaml` and synthetic MNIST, committed in `dest`."""
+    copy_code(dest)
+    write_dataset(dest / "data/raw/mnist", n_train=600, n_test=200)
+    (dest / "studies").mkdir()
+    (dest / "studies/t.yaml").write_text(text)
+    (dest / ".gitignore").write_text("/data/raw/\n__pycache__/\n")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "normlab under test"]):
+        assert git(*args, cwd=dest).returncode == 0
+    return dest
+
+
+def study(repo: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "normlab.analysis.study", *args],
+        cwd=repo,
+        env=env_for(repo),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def checkpoints(repo: Path) -> list[Path]:
+    return sorted((repo.parent / f"{repo.name}-cache" / "checkpoints").glob("*.pt"))
+
+
+def test_a_study_writes_records_and_a_rerun_trains_nothing(tmp_path):
+    repo = tiny_repo(tmp_path / "repo", study_text())
+    first = study(repo, "run", "--file", "studies/t.yaml", "--jobs", "2")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "2 runs planned: 0 have records, 2 to train, 2 at a time" in first.stdout
+    assert first.stdout.count(" start t/") == 2 and first.stdout.count(" done  t/") == 2
+    assert "2/2 runs have records under results/t/runs" in first.stdout
+    found = records.read_all(repo / "results")
+    assert sorted(r.label() for r in found) == ["t/bn/s0", "t/ln/s0"]
+    bn = records.read(repo / "results/t/runs/t/bn/s0.json")
+    assert len(bn.history) == 1 and bn.final.acc == pytest.approx(
+        bn.history[-1]["test/acc"], abs=0.005
+    )
+    assert bn.params["limit"] == 256 and bn.device == "cpu" and len(bn.code) == 40
+    assert sum(map(sum, bn.confusion)) == 200 and set(bn.data_md5) == set(
+        runner.data_files("mnist")
+    )
+    images = records.sidecar(repo / "results/t/runs/t/bn/s0.json")  # no data/mnist in this repo
+    assert images.exists()
+    assert checkpoints(repo) == []  # a finished run's checkpoint is gone
+
+    again = study(repo, "run", "--file", "studies/t.yaml", "--jobs", "2")
+    assert again.returncode == 0, again.stderr
+    assert "2 have records, 0 to train" in again.stdout and " start " not in again.stdout
+    shown = study(repo, "plan", "--file", "studies/t.yaml")
+    assert shown.stdout.count("  done ") == 2 and "2 runs: 2 done, 0 to run\n" in shown.stdout
+    more = study(repo, "plan", "--file", "studies/t.yaml", "--epochs", "2")
+    assert "to run   ~" in more.stdout or "no estimate" in more.stdout
+
+
+def _reader(process: subprocess.Popen, lines: list[str]) -> threading.Thread:
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_reported_and_its_run_resumes_from_its_checkpoint(tmp_path):
+    repo = tiny_repo(tmp_path / "repo", study_text(epochs=12, batch=16, variants=("bn",)))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "normlab.analysis.study", "run", "--file", "studies/t.yaml"],
+        cwd=repo,
+        env=env_for(repo),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    lines: list[str] = []
+    reader = _reader(process, lines)
+    deadline = time.monotonic() + 120
+    while not checkpoints(repo) and time.monotonic() < deadline:  # epoch 1 done
+        time.sleep(0.01)
+    start = next(line for line in lines if " start t/bn/s0 (pid " in line)
+    os.kill(int(start.split("(pid ")[1].split(")")[0].split(",")[0]), signal.SIGKILL)
+    process.wait(timeout=300)
+    reader.join(timeout=10)
+    out = "".join(lines)
+    assert process.returncode == 0, out
+    assert "worker for t/bn/s0 died" in out and "killed by SIGKILL" in out
+    assert "resumes from its checkpoint" in out and "resuming from" in out
+    assert "of 12 epochs done" in out and "epoch   1/12" in out.split("resuming from")[0]
+    assert "epoch   1/12" not in out.split("resuming from")[1]  # not trained from scratch
+    path = repo / "results/t/runs/t/bn/s0.json"
+    assert [h["epoch"] for h in records.read(path).history] == list(range(1, 13))
+    # the resumed run is the run: retrained from scratch it gives the same numbers
+    check = study(repo, "verify", "results/t/runs/t/bn/s0.json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "verdict: identical" in check.stdout and "identical over 12 epochs" in check.stdout
+
+
+def _run(seed: int = 0) -> studies.Run:
+    params = config.parse(params_dict({"seed": seed, "train.epochs": 2})).model_dump()
+    return studies.Run(
+        "t", "bn", seed, {}, params, records.identity(params), Path(f"nowhere/s{seed}.json")
+    )
+
+
+class _Exited:
+    pid = 1
+
+    def __init__(self, code: int):
+        self.returncode = code
+
+
+@pytest.mark.parametrize(
+    "code, attempt, retried, reason",
+    [
+        (-signal.SIGKILL, 1, True, "killed by SIGKILL"),
+        (1, 1, True, "exit 1"),  # a crash (a traceback): once more
+        (-signal.SIGKILL, 2, False, "killed by SIGKILL"),  # the second death is final
+        (2, 1, False, "exit 2"),  # a NormlabError (diverged, bad params) would fail the same way
+    ],
+)
+def test_a_dead_worker_is_retried_once_unless_it_stopped_on_a_user_error(
+    code, attempt, retried, reason
+):
+    out = io.StringIO()
+    work = runner.Runner([], [], jobs=2, commit=False, logs=None, out=out)
+    work.finish(runner.Active(_run(), attempt, _Exited(code), time.monotonic(), None), code)
+    assert (list(work.pending) == [(_run(), 2)]) is retried
+    assert (work.failed == ["t/bn/s0"]) is not retried
+    assert reason in out.getvalue() and out.getvalue().count("\n") == 1
+
+
+def test_time_left_comes_from_similar_records():
+    known = [records.validate(record_dict(_run().params), "a")]
+    assert runner.estimate(_run(1).params, known) == 252.5  # another seed: similar
+    other = config.parse(params_dict({"train.epochs": 3})).model_dump()
+    assert runner.estimate(other, known) is None
+    assert runner.eta([_run(1), _run(2)], known, jobs=2) == "ETA 4 min"
+    assert runner.eta([_run(1), _run(2)], known, jobs=1) == "ETA 8 min"
+    no = studies.Run("t", "x", 0, {}, other, records.identity(other), Path("x"))
+    assert runner.eta([_run(1), no], known, 1).startswith("no estimate (1 of 2")
+    assert runner.duration(7300) == "2 h 02 min"
+
+
+def test_the_worker_command_line_takes_one_json_job(tmp_path):
+    job = runner.Job("t", "bn", 0, _run().params, str(tmp_path / "s0.json"), packed=1)
+    assert runner.Job(**json.loads(json.dumps(job.__dict__))) == job
+    with pytest.raises(NormlabError, match="usage: python -m normlab.analysis.runner"):
+        runner.worker_main([])
