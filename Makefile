@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 # `dvc plots show` page with vega inlined, so charts draw offline (.dvc/config.local names it).
 TEMPLATE := .dvc/plots_template.html
 
-.PHONY: repro test test-all lint bench install clean study report
+.PHONY: repro test test-all lint bench install clean study plan verify report
 
 # The venv is rebuilt only when the pinned dependencies change.
 $(STAMP): pyproject.toml requirements.lock
@@ -34,11 +34,19 @@ repro: $(STAMP) $(TEMPLATE)
 	$(BIN)/dvc repro
 
 # Studies (studies/default.yaml): ARGS picks them, e.g. ARGS="--study norms --profile tiny";
-# give `report` the same ARGS as `study`. JOBS experiments run at once.
+# give `plan` and `report` the same ARGS as `study`. JOBS runs train at once (worker processes).
 ARGS    ?=
 JOBS    ?= 1
-study: $(STAMP) $(TEMPLATE)
-	$(BIN)/python -m normlab.study run --jobs $(JOBS) $(ARGS)
+study: $(STAMP)
+	$(BIN)/python -m normlab.analysis.study run --jobs $(JOBS) $(ARGS)
+
+plan: $(STAMP)
+	$(BIN)/python -m normlab.analysis.study plan --jobs $(JOBS) $(ARGS)
+
+# Retrain the run behind one record and compare: make verify RUN=results/runs/norms/bn/s0.json
+verify: $(STAMP)
+	@test -n "$(RUN)" || { echo "usage: make verify RUN=results/runs/<study>/<variant>/s<seed>.json"; exit 2; }
+	$(BIN)/python -m normlab.analysis.study verify $(RUN)
 
 report: $(STAMP)
 	$(BIN)/python -m normlab.report $(ARGS)

@@ -157,7 +157,7 @@ def work(job: Job) -> tuple[Record, np.ndarray | None]:
             "best": {k: metrics["best"][k] for k in ("acc", "epoch")},
             "train": metrics["train"],
             "gap": metrics["gap"],
-            "learned": outputs.learned(ev.acc, len(prep.classes)),
+            "learned": metrics["learned"],
             "per_class_acc": metrics["per_class_acc"],
             "confusion": plots.confusion_matrix(actual, predicted, len(prep.classes)).tolist(),
             "misclassified": wrong,
