@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from conftest import ROOT, git_repo_copy
+from conftest import committed_params, git_repo_copy
 from normlab import config, data, fetch, models
 from normlab.augment import Batcher, make_augment
 from normlab.errors import NormlabError
@@ -29,7 +28,9 @@ def cifar_records(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, bytes]:
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
     labels = rng.integers(0, 10, n).astype(np.uint8)
-    blob = b"".join(bytes([label]) + img.tobytes() for label, img in zip(labels, images))  # label, R, G, B planes
+    blob = b"".join(
+        bytes([label]) + img.tobytes() for label, img in zip(labels, images, strict=True)
+    )  # label, R, G, B planes
     return images, labels, blob
 
 
@@ -39,7 +40,9 @@ def add_bytes(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     tar.addfile(info, io.BytesIO(payload))
 
 
-def write_archive(path: Path, per_batch: int = 20, n_test: int = 50, extra=None, skip: str = "") -> dict:
+def write_archive(
+    path: Path, per_batch: int = 20, n_test: int = 50, extra=None, skip: str = ""
+) -> dict:
     """A tar.gz in the official layout (folder entry, 5 data batches, test batch, meta, readme);
     `extra(tar)` may add members. Returns what was written, for comparison."""
     written = {}
@@ -48,11 +51,15 @@ def write_archive(path: Path, per_batch: int = 20, n_test: int = 50, extra=None,
         folder.type = tarfile.DIRTYPE
         tar.addfile(folder)
         for i, name in enumerate((*data.CIFAR_TRAIN, data.CIFAR_TEST)):
-            images, labels, blob = cifar_records(n_test if name == data.CIFAR_TEST else per_batch, seed=i)
+            images, labels, blob = cifar_records(
+                n_test if name == data.CIFAR_TEST else per_batch, seed=i
+            )
             written[name] = (images, labels)
             if name != skip:
                 add_bytes(tar, f"{data.CIFAR_DIR}/{name}", blob)
-        add_bytes(tar, f"{data.CIFAR_DIR}/{data.CIFAR_META}", ("\n".join(CLASSES) + "\n\n").encode())
+        add_bytes(
+            tar, f"{data.CIFAR_DIR}/{data.CIFAR_META}", ("\n".join(CLASSES) + "\n\n").encode()
+        )
         add_bytes(tar, f"{data.CIFAR_DIR}/readme.html", b"<html></html>")
         if extra:
             extra(tar)
@@ -63,14 +70,20 @@ def test_unpack_and_read_official_layout(tmp_path):
     written = write_archive(tmp_path / "a.tar.gz")
     raw = tmp_path / "raw"
     assert fetch.unpack_cifar(tmp_path / "a.tar.gz", raw) == list(data.CIFAR_MEMBERS)
-    assert sorted(p.name for p in raw.iterdir()) == sorted(data.CIFAR_MEMBERS)  # readme.html is not needed
+    assert sorted(p.name for p in raw.iterdir()) == sorted(
+        data.CIFAR_MEMBERS
+    )  # readme.html is not needed
     train, test = data.load("cifar10", raw)
     want_train = np.concatenate([written[n][0] for n in data.CIFAR_TRAIN])
     assert train.images.dtype == torch.uint8 and train.images.shape == (100, 3, 32, 32)
     assert np.array_equal(train.images.numpy(), want_train)
-    assert np.array_equal(train.labels.numpy(), np.concatenate([written[n][1] for n in data.CIFAR_TRAIN]))
+    assert np.array_equal(
+        train.labels.numpy(), np.concatenate([written[n][1] for n in data.CIFAR_TRAIN])
+    )
     assert train.labels.dtype == torch.int64
-    assert np.array_equal(test.images.numpy(), written[data.CIFAR_TEST][0]) and len(test.labels) == 50
+    assert (
+        np.array_equal(test.images.numpy(), written[data.CIFAR_TEST][0]) and len(test.labels) == 50
+    )
     limited, _ = data.load("cifar10", raw, limit=30)
     assert np.array_equal(limited.images.numpy(), want_train[:30])
 
@@ -100,7 +113,9 @@ def test_label_out_of_range_and_meta_mismatch(tmp_path):
     write_archive(tmp_path / "a.tar.gz")
     fetch.unpack_cifar(tmp_path / "a.tar.gz", tmp_path / "raw")
     (tmp_path / "raw" / data.CIFAR_META).write_text("cat\ndog\n")
-    with pytest.raises(NormlabError, match=r"batches\.meta\.txt: class names \['cat', 'dog'\] differ"):
+    with pytest.raises(
+        NormlabError, match=r"batches\.meta\.txt: class names \['cat', 'dog'\] differ"
+    ):
         data.load("cifar10", tmp_path / "raw")
 
 
@@ -123,10 +138,14 @@ def _device(tar):
 
 
 MALICIOUS = {
-    "unexpected member": (lambda tar: add_bytes(tar, f"{data.CIFAR_DIR}/run.sh", b"rm -rf ~"),
-                          f"{data.CIFAR_DIR}/run.sh"),
-    "path with '..'": (lambda tar: add_bytes(tar, f"{data.CIFAR_DIR}/../../evil.bin", b"x"),
-                       f"{data.CIFAR_DIR}/../../evil.bin"),
+    "unexpected member": (
+        lambda tar: add_bytes(tar, f"{data.CIFAR_DIR}/run.sh", b"rm -rf ~"),
+        f"{data.CIFAR_DIR}/run.sh",
+    ),
+    "path with '..'": (
+        lambda tar: add_bytes(tar, f"{data.CIFAR_DIR}/../../evil.bin", b"x"),
+        f"{data.CIFAR_DIR}/../../evil.bin",
+    ),
     "absolute path": (lambda tar: add_bytes(tar, "/tmp/evil.bin", b"x"), "/tmp/evil.bin"),
     "link or special file": (_symlink, f"{data.CIFAR_DIR}/readme.html"),
     "hardlink": (_hardlink, f"{data.CIFAR_DIR}/readme.html"),
@@ -155,7 +174,9 @@ def test_malicious_member_rejected_and_nothing_written(tmp_path, case):
 
 def test_missing_member_and_broken_archive(tmp_path):
     write_archive(tmp_path / "a.tar.gz", skip="data_batch_3.bin")
-    with pytest.raises(NormlabError, match=r"a\.tar\.gz: missing cifar-10-batches-bin/data_batch_3\.bin"):
+    with pytest.raises(
+        NormlabError, match=r"a\.tar\.gz: missing cifar-10-batches-bin/data_batch_3\.bin"
+    ):
         fetch.unpack_cifar(tmp_path / "a.tar.gz", tmp_path / "raw")
     whole = (tmp_path / "a.tar.gz").read_bytes()
     (tmp_path / "cut.tar.gz").write_bytes(whole[: len(whole) // 2])
@@ -178,7 +199,9 @@ def test_real_cifar10_never_takes_an_archive_with_another_md5(offline, monkeypat
     (mirror / "cifar10").mkdir(parents=True)
     write_archive(mirror / "cifar10" / "cifar-10-binary.tar.gz")
     monkeypatch.setenv(fetch.MIRROR_ENV, str(mirror))
-    with pytest.raises(NormlabError, match=r"md5 [0-9a-f]{32}, expected c32a1d4ab5d03f1284b67883e8d87530"):
+    with pytest.raises(
+        NormlabError, match=r"md5 [0-9a-f]{32}, expected c32a1d4ab5d03f1284b67883e8d87530"
+    ):
         fetch.download("cifar10", offline / "raw" / "cifar10")
     assert not (offline / "raw" / "cifar10" / "cifar-10-binary.tar.gz").exists()
 
@@ -192,7 +215,10 @@ def test_proxy_comes_from_the_mirror_and_says_so(offline, monkeypatch):
     lines = fetch.download("cifar10-proxy", offline / "raw")
     assert f"md5 {data.md5(archive)}: no published md5 to check" in lines[0]
     assert len(data.load("cifar10-proxy", offline / "raw")[0].labels) == 100
-    assert "PROXY, not CIFAR-10" in data.describe("cifar10-proxy") and data.describe("cifar10") == "cifar10"
+    assert (
+        "PROXY, not CIFAR-10" in data.describe("cifar10-proxy")
+        and data.describe("cifar10") == "cifar10"
+    )
     monkeypatch.delenv(fetch.MIRROR_ENV)
     (offline / "raw" / "cifar-10-binary-proxy.tar.gz").unlink()
     with pytest.raises(NormlabError, match="no source worked.*PROXY, not CIFAR-10"):
@@ -200,7 +226,7 @@ def test_proxy_comes_from_the_mirror_and_says_so(offline, monkeypatch):
 
 
 def test_proxy_trains_with_the_cifar10_recipe():
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = committed_params()
     params = config.parse({**raw, "dataset": "cifar10-proxy"})
     assert params.recipe == config.parse({**raw, "dataset": "cifar10"}).recipe
     assert params.recipe.model == "resnet"
@@ -222,11 +248,17 @@ def test_resnet_groups_reach_every_norm_layer(groups):
 
 
 def test_resnet_groups_that_do_not_divide_a_layer_name_it():
-    with pytest.raises(NormlabError, match=r"groups = 3 does not divide the 32 channels of layer 'stem'"):
+    with pytest.raises(
+        NormlabError, match=r"groups = 3 does not divide the 32 channels of layer 'stem'"
+    ):
         models.build("resnet", "gn", 3, 0.0, 3, 10)
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    with pytest.raises(NormlabError, match=r"groups = 32 does not divide the 112 channels of layer 'stage2.down'"):
-        validate(config.parse({**raw, "dataset": "cifar10", "norm": "gn", "groups": 32, "device": "cpu"}))
+    raw = committed_params()
+    with pytest.raises(
+        NormlabError, match=r"groups = 32 does not divide the 112 channels of layer 'stage2.down'"
+    ):
+        validate(
+            config.parse({**raw, "dataset": "cifar10", "norm": "gn", "groups": 32, "device": "cpu"})
+        )
 
 
 def test_augment_and_normalisation_on_rgb_batches():
@@ -243,6 +275,7 @@ def test_augment_and_normalisation_on_rgb_batches():
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_dvc_exp_run_cifar10_proxy_end_to_end(tmp_path):
     """`dvc exp run -S dataset=cifar10-proxy` on a tiny synthetic archive served by the mirror;
     every result it writes says PROXY and uses the CIFAR-10 class names."""
@@ -250,16 +283,37 @@ def test_dvc_exp_run_cifar10_proxy_end_to_end(tmp_path):
     mirror = tmp_path / "mirror"
     (mirror / "cifar10-proxy").mkdir(parents=True)
     write_archive(mirror / "cifar10-proxy" / "cifar-10-binary-proxy.tar.gz")
-    env = {**os.environ, fetch.MIRROR_ENV: str(mirror), "PYTHONDONTWRITEBYTECODE": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        fetch.MIRROR_ENV: str(mirror),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
 
     def sh(*cmd: str) -> str:
         done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{cmd}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    sh("dvc", "exp", "run", "-S", "dataset=cifar10-proxy", "-S", "norm=gn", "-S", "groups=4", "-S", "data.limit=60",
-       "-S", "train.epochs=1", "-S", "train.batch_size=6", "-S", "device=cpu")
+    sh(
+        "dvc",
+        "exp",
+        "run",
+        "-S",
+        "dataset=cifar10-proxy",
+        "-S",
+        "norm=gn",
+        "-S",
+        "groups=4",
+        "-S",
+        "data.limit=60",
+        "-S",
+        "train.epochs=1",
+        "-S",
+        "train.batch_size=6",
+        "-S",
+        "device=cpu",
+    )
     run = json.loads((repo / "metrics/run.json").read_text())
     assert run["data"].startswith("cifar10-proxy (PROXY, not CIFAR-10")
     ev = json.loads((repo / "metrics/eval.json").read_text())
@@ -269,5 +323,6 @@ def test_dvc_exp_run_cifar10_proxy_end_to_end(tmp_path):
     assert confusion[0] == "actual,predicted" and len(confusion) == 51
     assert {row.split(",")[0] for row in confusion[1:]} <= set(CLASSES)
     assert sorted(p.name for p in (repo / "data/raw/cifar10-proxy").iterdir()) == sorted(
-        ["cifar-10-binary-proxy.tar.gz", *data.CIFAR_MEMBERS])
+        ["cifar-10-binary-proxy.tar.gz", *data.CIFAR_MEMBERS]
+    )
     assert "cifar10-proxy" in sh("dvc", "exp", "show", "--csv")

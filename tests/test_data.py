@@ -6,10 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import IDX_NAMES, synthetic_images, write_dataset, write_idx
 from normlab import data, fetch
 from normlab.errors import NormlabError
-
-from conftest import IDX_NAMES, synthetic_images, write_dataset, write_idx
 
 UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: refused at once, no real network
 
@@ -25,14 +24,18 @@ def test_load_gives_uint8_nchw_and_limit_keeps_the_first_images(tmp_path):
     images, labels = synthetic_images(300, seed=0)
     train, test = data.load("mnist", tmp_path, limit=100)
     assert train.images.shape == (100, 1, 28, 28) and train.images.dtype.is_floating_point is False
-    assert (train.images[:, 0].numpy() == images[:100]).all() and (train.labels.numpy() == labels[:100]).all()
+    assert (train.images[:, 0].numpy() == images[:100]).all() and (
+        train.labels.numpy() == labels[:100]
+    ).all()
     assert test.images.shape == (120, 1, 28, 28) and len(test.labels) == 120
 
 
 def _corrupt(path: Path, how: str) -> None:
     raw = gzip.decompress(path.read_bytes())
     if how == "magic":
-        path.write_bytes(gzip.compress(b"\x00\x00\x08\x01" + raw[4:]))  # labels' magic on an image file
+        path.write_bytes(
+            gzip.compress(b"\x00\x00\x08\x01" + raw[4:])
+        )  # labels' magic on an image file
     elif how == "short":
         path.write_bytes(gzip.compress(raw[:-28]))  # one row of one image missing
     elif how == "long":
@@ -63,13 +66,18 @@ def test_images_and_labels_of_different_lengths_are_rejected(tmp_path):
 
 # --- sources: shipped copy, NORMLAB_DATA_MIRROR, official URL -------------------------------------
 
+
 @pytest.fixture
 def synth(tmp_path, monkeypatch):
     """A dataset 'synth' whose md5s are those of freshly written synthetic files (kept in `good/`),
     whose official host is unreachable, looked up from a cwd with no shipped copy."""
     good = write_dataset(tmp_path / "good", n_train=40, n_test=20)
-    spec = data.Spec(files={name: data.md5(p) for name, p in good.items()}, urls=(UNREACHABLE,),
-                     classes=tuple("0123456789"), n_train=40)
+    spec = data.Spec(
+        files={name: data.md5(p) for name, p in good.items()},
+        urls=(UNREACHABLE,),
+        classes=tuple("0123456789"),
+        n_train=40,
+    )
     monkeypatch.setitem(data.SPECS, "synth", spec)
     monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     work = tmp_path / "work"

@@ -13,6 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import (
+    MNIST,
+    ROOT,
+    copy_code,
+    recipe_with,
+    run_stage,
+    stage_env,
+    synthetic_images,
+    write_dataset,
+    write_params,
+)
 from normlab.augment import Batcher
 from normlab.checkpoint import CACHE_ENV, Checkpoint, fingerprint
 from normlab.data import Split
@@ -21,11 +32,10 @@ from normlab.io import atomic_path, write_json
 from normlab.loop import Fitted, fit, make_optimizer
 from normlab.models import MnistNet
 
-from conftest import (ROOT, copy_code, recipe_with, run_stage, stage_env, synthetic_images,
-                      write_dataset, write_params)
+# Small enough for a loaded 2-core machine (a few seconds per epoch), long enough to kill mid-run;
+# on the synthetic dataset written to data/raw/mnist, whatever dataset the workspace params name.
+RUN = {**MNIST, "data.limit": 256, "train.epochs": 3, "train.batch_size": 32}
 
-# Small enough for a loaded 2-core machine (a few seconds per epoch), long enough to kill mid-run.
-RUN = {"data.limit": 256, "train.epochs": 3, "train.batch_size": 32}
 
 def checkpoints(cache: Path) -> list[Path]:
     """The per-run checkpoints in normlab's cache folder (outside every DVC output)."""
@@ -47,22 +57,30 @@ def _train_and_evaluate(repo: Path) -> None:
 def _tsv_without_time(path: Path) -> list[dict]:
     """DVCLive's per-epoch rows minus the wall-clock timestamp column."""
     with open(path) as f:
-        return [{k: v for k, v in row.items() if k != "timestamp"} for row in csv.DictReader(f, delimiter="\t")]
+        return [
+            {k: v for k, v in row.items() if k != "timestamp"}
+            for row in csv.DictReader(f, delimiter="\t")
+        ]
 
 
 def _results(repo: Path) -> dict:
     plots = sorted((repo / "dvclive" / "plots").rglob("*.tsv"))
-    return {"eval.json": (repo / "metrics/eval.json").read_bytes(),
-            "dvclive/metrics.json": (repo / "dvclive/metrics.json").read_bytes(),
-            "confusion.csv": (repo / "plots/confusion.csv").read_bytes(),
-            **{str(p.relative_to(repo)): _tsv_without_time(p) for p in plots}}
+    return {
+        "eval.json": (repo / "metrics/eval.json").read_bytes(),
+        "dvclive/metrics.json": (repo / "dvclive/metrics.json").read_bytes(),
+        "confusion.csv": (repo / "plots/confusion.csv").read_bytes(),
+        **{str(p.relative_to(repo)): _tsv_without_time(p) for p in plots},
+    }
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict:
     """One uninterrupted train + evaluate of RUN, shared by the determinism and resume tests."""
-    repo = copy_code(tmp_path_factory.mktemp("reference") / "repo")
-    _train_and_evaluate(_prepare(repo, RUN))
+    root = tmp_path_factory.mktemp("reference")
+    repo = copy_code(root / "repo")
+    with pytest.MonkeyPatch.context() as env:  # set up before checkpoint_cache: its own cache
+        env.setenv(CACHE_ENV, str(root / "normlab-cache"))
+        _train_and_evaluate(_prepare(repo, RUN))
     return _results(repo)
 
 
@@ -84,8 +102,13 @@ def test_run_killed_mid_way_resumes_to_identical_metrics(repo, reference, tmp_pa
     _prepare(repo, RUN)
     cache = tmp_path / "cache"
     monkeypatch.setenv(CACHE_ENV, str(cache))  # stage_env() passes it on to the stages
-    proc = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=repo, env=stage_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stages.train"],
+        cwd=repo,
+        env=stage_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 300
         while not checkpoints(cache) or _epochs_done(checkpoints(cache)[0]) < 1:
@@ -114,9 +137,19 @@ def _tiny_fit(model: torch.nn.Module, checkpoint: Checkpoint, epochs: int) -> Fi
     split = Split(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels.astype("int64")))
     recipe = recipe_with(epochs=epochs, batch_size=32, lr=0.05, momentum=0.9, schedule="constant")
     autocast = make_autocast(torch.device("cpu"), "float32")
-    return fit(model, train=split, test=split, batcher=Batcher.from_images(split.images),
-               recipe=recipe, l1=0.0, l2=0.0, seed=0, eval_batch_size=64, autocast=autocast,
-               checkpoint=checkpoint)
+    return fit(
+        model,
+        train=split,
+        test=split,
+        batcher=Batcher.from_images(split.images),
+        recipe=recipe,
+        l1=0.0,
+        l2=0.0,
+        seed=0,
+        eval_batch_size=64,
+        autocast=autocast,
+        checkpoint=checkpoint,
+    )
 
 
 def test_checkpoint_of_other_params_is_not_resumed(tmp_path):
@@ -138,18 +171,23 @@ def test_checkpoint_of_other_params_is_not_resumed(tmp_path):
     assert seconds == 0.0 and history == []
     torch.manual_seed(1)
     fresh = MnistNet("bn", 4, 0.0)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True)
+    )
     history, seconds, _ = restore(other)  # guard: the same file is resumed by the run it belongs to
     assert seconds > 0 and len(history) == 1
 
 
 @pytest.mark.parametrize("overrides", [{"train.lr": 1e6}, {"l1": 1e40}], ids=["lr-1e6", "l1-1e40"])
 def test_divergence_stops_with_one_line_and_writes_no_model(synthetic_repo, overrides):
-    write_params(synthetic_repo, {"data.limit": 500, "train.epochs": 2, **overrides})
+    write_params(synthetic_repo, {**MNIST, "data.limit": 500, "train.epochs": 2, **overrides})
     result = run_stage(synthetic_repo, "train")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip()
-    assert line.startswith("error: diverged at epoch 1, step ") and line.endswith("): lower lr or l1"), line
+    assert line.startswith("error: diverged at epoch 1, step ") and line.endswith(
+        "): lower lr or l1"
+    ), line
     assert "(loss=nan)" in line or "(loss=inf)" in line
     assert not (synthetic_repo / "model/model.pt").exists()
     assert checkpoints(Path(os.environ[CACHE_ENV])) == []  # a diverged epoch is never checkpointed
@@ -193,13 +231,15 @@ def test_a_checkpoint_with_a_pickled_object_is_ignored_not_executed(tmp_path, ca
     assert Checkpoint(path, "x").restore(model, opt, sched, epochs=2) == ([], 0.0)
     assert not marker.exists()
     assert "ignoring checkpoint" in capsys.readouterr().out
-    torch.load(path, weights_only=False)["model"].close()  # guard: the payload is live without weights_only
+    torch.load(path, weights_only=False)[
+        "model"
+    ].close()  # guard: the payload is live without weights_only
     assert marker.exists()
 
 
 def test_evaluate_refuses_a_model_file_with_a_pickled_object(synthetic_repo):
     marker = synthetic_repo / "pwned"
-    write_params(synthetic_repo, {"data.limit": 500})
+    write_params(synthetic_repo, {**MNIST, "data.limit": 500})
     (synthetic_repo / "model").mkdir()
     torch.save({"model": _Payload(marker), "history": []}, synthetic_repo / "model/model.pt")
     result = run_stage(synthetic_repo, "evaluate")
