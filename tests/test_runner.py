@@ -60,14 +60,15 @@ def tiny_repo(dest: Path, text: str) -> Path:
     return dest
 
 
-def study(repo: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def study(repo: Path, *args: str, module: str = "study") -> subprocess.CompletedProcess:
+    """`python -m normlab.analysis.<module> <args>` in `repo`."""
     return subprocess.run(
-        [sys.executable, "-m", "normlab.analysis.study", *args],
+        [sys.executable, "-m", f"normlab.analysis.{module}", *args],
         cwd=repo,
         env=env_for(repo),
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=600,
     )
 
 

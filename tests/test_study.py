@@ -127,3 +127,5 @@ def test_unknown_study_profile_or_param_is_rejected(spec):
         studies.plan(spec, BASE, ["norms"], sets={"train.batchsize": 8})
     with pytest.raises(NormlabError, match="--set 'norm': expected key=value"):
         studies.parse_sets(["norm"])
+    sets = studies.parse_sets(["engine.amp=off", "train.flip=true", "l1=2.0e-5", "data.limit=500"])
+    assert sets == {"engine.amp": "off", "train.flip": True, "l1": 2e-5, "data.limit": 500}

@@ -122,13 +122,18 @@ def load_file(path: Path = DEFAULT_FILE) -> StudyFile:
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
-    """`key=value` strings (as `-S` takes them) → overrides, values parsed as YAML."""
+    """`key=value` strings (as `-S` takes them) → overrides, values parsed as YAML.
+
+    Only true/false are booleans (YAML 1.2): `--set engine.amp=off` means the string 'off',
+    as the key's allowed values say, not YAML 1.1's false."""
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise NormlabError(f"--set {item!r}: expected key=value, e.g. --set device=cuda")
-        overrides[key] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        keep = isinstance(parsed, bool) and value.strip().lower() not in ("true", "false")
+        overrides[key] = value.strip() if keep else parsed
     return overrides
 
 
