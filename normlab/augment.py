@@ -64,13 +64,73 @@ class RandomRotation(nn.Module):
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def make_augment(rotate: float, crop: int, flip: bool, cutout: int, size: int) -> nn.Module | None:
-    """The recipe's batch augmentation, or None: crop, flip and cutout are kornia's ops,
-    rotation is normlab's own (see RandomRotation)."""
+class Jitter(nn.Module):
+    """Brightness and contrast jitter of strength s, as torchvision's ColorJitter(s, s) (seed 003).
+
+    Each image gets its own brightness factor b and contrast factor c, uniform in [1 - s, 1 + s],
+    applied in a random order per image (torchvision's order is random too): brightness is x·b,
+    contrast blends x with its mean grey level, c·x + (1 - c)·mean; each clamps to [0, 1].
+    Drawn on the device, like RandomRotation.
+    """
+
+    GREY = (0.299, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
+
+    def __init__(self, strength: float):
+        super().__init__()
+        self.strength = strength
+
+    def _contrast(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        grey = x if x.shape[1] == 1 else \
+            torch.einsum("nchw,c->nhw", x, x.new_tensor(self.GREY)).unsqueeze(1)
+        return (c * x + (1 - c) * grey.mean(dim=(1, 2, 3), keepdim=True)).clamp(0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (x.shape[0], 1, 1, 1)
+        b, c = (torch.empty(shape, device=x.device, dtype=x.dtype)
+                .uniform_(max(0.0, 1 - self.strength), 1 + self.strength) for _ in range(2))
+        brightness_first = torch.rand(shape, device=x.device) < 0.5
+        bright = (x * b).clamp(0, 1)
+        return torch.where(brightness_first, self._contrast(bright, c),
+                           (self._contrast(x, c) * b).clamp(0, 1))
+
+
+class SomeRandAugment(nn.Module):
+    """kornia's RandAugment (2 operations at magnitude 9 of 30: torchvision's defaults) on each
+    image with probability `share` (seed 004: a quarter).
+
+    The whole batch is augmented and the chosen images kept, so no index is read back to the
+    host. kornia draws the 2 operations once per batch (torchvision per image) and their
+    magnitudes' signs per image. Grey images go through as 3 equal channels, since some of its
+    colour operations need 3.
+    """
+
+    def __init__(self, share: float):
+        super().__init__()
+        from kornia.augmentation.auto import RandAugment  # kornia costs ~1 s to import
+
+        self.share = share
+        self.ops = RandAugment(n=2, m=9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        chosen = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < self.share
+        grey = x.shape[1] == 1
+        out = self.ops(x.expand(-1, 3, -1, -1) if grey else x)
+        return torch.where(chosen, out.mean(dim=1, keepdim=True) if grey else out, x)
+
+
+def make_augment(rotate: float, crop: int, flip: bool, cutout: int, size: int,
+                 jitter: float = 0.0, randaugment: float = 0.0) -> nn.Module | None:
+    """The recipe's batch augmentation, or None: colour first (jitter, RandAugment), then crop,
+    flip, rotation and cutout. Crop, flip, cutout and RandAugment are kornia's ops; rotation
+    and jitter are normlab's own (see RandomRotation)."""
     if crop or flip or cutout:  # importing kornia costs ~0.5-1 s of start-up: only when used
         import kornia.augmentation as K
 
     ops: list[nn.Module] = []
+    if jitter:
+        ops.append(Jitter(jitter))
+    if randaugment:
+        ops.append(SomeRandAugment(randaugment))
     if crop:
         ops.append(K.RandomCrop((size, size), padding=crop))
     if flip:

@@ -9,10 +9,19 @@ Every validation problem becomes one line naming the key, the bad value and what
 """
 
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from normlab.errors import NormlabError
 
@@ -20,6 +29,10 @@ Norm = Literal["bn", "gn", "ln", "in", "none"]
 Dataset = Literal["mnist", "fashion-mnist", "cifar10", "cifar10-proxy"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 RecipeName = Literal["mnist", "fashion-mnist", "cifar10"]
+# What L1 / L2 act on: conv and linear weights (normlab's), those plus the norms' scales (seed
+# 002: every parameter named "weight"), or every parameter (the other seeds' code).
+Scope = Literal["weights", "weights+norm-scales", "all"]
+NAMED_MODELS = ("cnn", "cnn-pad", "resnet")  # models.build's nets; any other model is a layout
 NORMS: tuple[Norm, ...] = get_args(Norm)
 DATASETS: tuple[Dataset, ...] = get_args(Dataset)
 # The proxy exists to exercise and tune the CIFAR-10 path, so it always trains with CIFAR-10's recipe.
@@ -47,18 +60,85 @@ class Recipe(_Strict):
     normlab.analysis.records.identity), and params.yaml may omit it.
     """
 
-    model: Literal["cnn", "cnn-pad", "resnet"]
+    model: str  # a name of NAMED_MODELS or a layout (normlab.layout), checked by _known_model
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)
     momentum: float = Field(ge=0, lt=1)
-    schedule: Literal["onecycle", "cosine", "constant"]
+    nesterov: bool = True  # Nesterov momentum whenever momentum > 0; False: plain momentum
+    schedule: Literal["onecycle", "cosine", "constant", "step"]
+    # step: lr × gamma after each of these epochs (1-based, increasing), e.g. StepLR(2, 0.09)
+    # begun after epoch 12 is [14, 16, 18, 20, 22, 24]; other schedules take none.
+    milestones: list[Annotated[StrictInt, Field(ge=1)]] = Field([], validate_default=True)
+    gamma: float = Field(0.1, gt=0, le=1, validate_default=True)
     dropout: float = Field(ge=0, lt=1)
+    l1_form: Literal["sum", "mean"] = "sum"  # l1 · Σ|w| | l1 · Σ over tensors of mean |w| (003)
+    l1_scope: Scope = "weights"
+    l2_scope: Scope = "weights"
+    # Layouts only: Conv → ReLU → Norm (normlab's, the MNIST seeds') or Conv → Norm → ReLU (004);
+    # bias: every conv has one (004), else only with norm=none.
+    order: Literal["conv-relu-norm", "conv-norm-relu"] = Field("conv-relu-norm",
+                                                                validate_default=True)
+    bias: bool = Field(False, validate_default=True)
     rotate: float = Field(ge=0, le=180)  # degrees, ± uniform; 0 = off
     crop: int = Field(ge=0)  # random-crop padding in pixels; 0 = off
     flip: bool  # random horizontal flip
     cutout: int = Field(ge=0)  # side of one zeroed square in pixels; 0 = off
+    jitter: float = Field(0.0, ge=0, le=1)  # brightness and contrast × U[1 - j, 1 + j]; 0 = off
+    randaugment: float = Field(0.0, ge=0, le=1)  # share of training images given RandAugment
     tta: bool = False  # test-time flip: score each test image by the mean logits of it and its mirror
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        """A named net, or a layout that parses; a bad layout's line names its token."""
+        if model in NAMED_MODELS:
+            return model
+        from normlab import layout  # here: layout imports models → norms → this module
+
+        try:
+            layout.parse(model)
+        except NormlabError as err:
+            why = str(err).removeprefix("model: ")
+            raise _error(f"neither {', '.join(NAMED_MODELS)} nor a layout: {why}") from None
+        return model
+
+    @field_validator("milestones", "gamma")
+    @classmethod
+    def _step_only(cls, value: Any, info: ValidationInfo) -> Any:
+        """milestones and gamma belong to the step schedule, which needs milestones."""
+        schedule = info.data.get("schedule")
+        if schedule is None:  # the schedule itself was bad: that is the error to report
+            return value
+        if info.field_name == "milestones" and schedule == "step":
+            if not value:
+                raise _error("schedule: step needs milestones, e.g. [8, 16] (lr × gamma after "
+                             "epochs 8 and 16)")
+            if any(b <= a for a, b in zip(value, value[1:])):
+                raise _error("milestones must increase, e.g. [8, 16]")
+        unused = value != cls.model_fields[info.field_name].default
+        if schedule != "step" and unused:
+            raise _error(f"only schedule: step uses {info.field_name} (schedule is {schedule})")
+        return value
+
+    @field_validator("order", "bias")
+    @classmethod
+    def _layouts_only(cls, value: Any, info: ValidationInfo) -> Any:
+        """A named net is built as it always was: its order and biases are fixed."""
+        model = info.data.get("model")
+        if model in NAMED_MODELS and value != cls.model_fields[info.field_name].default:
+            from normlab import layout
+
+            same = {"cnn": layout.CNN, "cnn-pad": layout.CNN_PAD}.get(model)
+            hint = f": {model} is the layout '{same}'; give that as model" if same else ""
+            raise _error(f"model {model} is a fixed net; {info.field_name} applies to "
+                         f"layouts{hint}")
+        return value
+
+
+def _error(why: str) -> PydanticCustomError:
+    """A validation error whose message is `why` exactly (no 'Value error, ' before it)."""
+    return PydanticCustomError("recipe", "{why}", {"why": why})
 
 
 class Data(_Strict):

@@ -5,7 +5,8 @@ Once per epoch, a fixed batch of test images goes through the model in eval mode
 its norm layer. How wide and how stable those percentiles are is what each norm changes.
 "Before" is the norm layer's input, "after" its output: in the MNIST net's blocks
 (Conv → ReLU → Norm → Dropout) the input is the ReLU's output, so its low percentiles are often
-0; in the CIFAR net's SepConv (… → Conv → Norm → ReLU) it is the conv's output. Cheap: one
+0; in the CIFAR net's SepConv (… → Conv → Norm → ReLU) and a conv-norm-relu layout's blocks it
+is the conv's output (in seed 004's last block, the residual sum). Cheap: one
 forward pass of a few hundred images, no RNG use.
 """
 
@@ -19,9 +20,19 @@ from normlab.models import ConvBlock, SepConv
 PERCENTILES = (1, 20, 80, 99)
 
 
+def outer_blocks(module: nn.Module) -> list[nn.Module]:
+    """The conv blocks of `module` in order, not looking inside a block: a residual block of a
+    layout (layout.Block around a Sum) counts as one, its inner blocks not at all."""
+    found = []
+    for child in module.children():
+        found += [child] if isinstance(child, (ConvBlock, SepConv)) else outer_blocks(child)
+    return found
+
+
 def last_norm(model: nn.Module) -> nn.Module:
-    """The norm layer (or Identity, for norm=none) of the model's last conv block; index 2 in both kinds."""
-    blocks = [m for m in model.modules() if isinstance(m, (ConvBlock, SepConv))]
+    """The norm layer (or Identity, for norm=none) of the model's last conv block, index 2 in
+    every kind; in a layout ending in a residual (seed 004), the norm after the residual sum."""
+    blocks = outer_blocks(model)
     if not blocks:
         raise TypeError(f"{type(model).__name__} has no conv block to probe")
     return blocks[-1][2]

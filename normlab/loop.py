@@ -7,7 +7,8 @@ returns the history; it reads no params file and keeps no state between calls.
 
 import math
 import time
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +18,7 @@ from tqdm import tqdm
 
 from normlab.augment import Batcher
 from normlab.checkpoint import Checkpoint
-from normlab.config import Recipe
+from normlab.config import Recipe, Scope
 from normlab.data import Split
 from normlab.device import Autocast
 from normlab.errors import NormlabError
@@ -38,36 +39,45 @@ class Fitted:
     seconds: float  # training time, resumed runs included
 
 
-def weight_stats(model: nn.Module) -> tuple[float, float, float]:
-    """Σ|w|, Σw² and the fraction of |w| < 1e-3, over the penalised weights only."""
+def weight_stats(model: nn.Module, scope: Scope = "weights") -> tuple[float, float, float]:
+    """Σ|w|, Σw² and the fraction of |w| < 1e-3, over the parameters of `scope` only."""
     with torch.no_grad():
-        flat = torch.cat([w.detach().flatten().float() for w in penalized(model)])
+        flat = torch.cat([w.detach().flatten().float() for w in penalized(model, scope)])
         return (flat.abs().sum().item(), flat.square().sum().item(),
                 (flat.abs() < 1e-3).float().mean().item())
 
 
-def l1_term(model: nn.Module, l1: float) -> torch.Tensor:
-    """l1 · Σ|w| over conv and linear weights: the term added to the loss."""
-    return l1 * sum(w.abs().sum() for w in penalized(model))
+def l1_term(model: nn.Module, l1: float, form: str = "sum", scope: Scope = "weights"
+            ) -> torch.Tensor:
+    """The term added to the loss: l1 · Σ|w| (form sum), or l1 · Σ over tensors of mean |w|
+    (form mean, seed 003's: each weight then weighs l1 / its tensor's size), over `scope`."""
+    if form == "mean":
+        return l1 * sum(w.abs().mean() for w in penalized(model, scope))
+    return l1 * sum(w.abs().sum() for w in penalized(model, scope))
 
 
-def make_optimizer(model: nn.Module, lr: float, momentum: float, l2: float) -> torch.optim.Optimizer:
-    """SGD with weight decay `l2` on conv/linear weights only (the gradient of l2/2·Σw²)."""
-    decay = {id(w) for w in penalized(model)}
+def make_optimizer(model: nn.Module, lr: float, momentum: float, l2: float, *,
+                   nesterov: bool = True, scope: Scope = "weights") -> torch.optim.Optimizer:
+    """SGD with weight decay `l2` (the gradient of l2/2·Σw²) on the parameters of `scope` only;
+    Nesterov momentum if `nesterov` and momentum > 0 (torch has no Nesterov without momentum)."""
+    decay = {id(w) for w in penalized(model, scope)}
     groups = [
         {"params": [p for p in model.parameters() if id(p) in decay], "weight_decay": l2},
         {"params": [p for p in model.parameters() if id(p) not in decay], "weight_decay": 0.0},
     ]
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
 
 
-def make_scheduler(opt: torch.optim.Optimizer, schedule: str, lr: float, total_steps: int):
+def make_scheduler(opt: torch.optim.Optimizer, schedule: str, lr: float, total_steps: int, *,
+                   milestones: Sequence[int] = (), gamma: float = 0.1, epoch_steps: int = 1):
     """Per-step learning-rate schedule.
 
     onecycle is Smith's policy as torch implements it: lr warms up from lr/25 to `lr` over the
     first 25 % of steps, then anneals (cosine) to ~0, while momentum cycles 0.95 → 0.85 → 0.95
     (so `momentum` applies to cosine/constant only). The warm-up is at least 1.5 steps: with
     exactly one step OneCycleLR divides by zero, which only 1-5-step smoke runs could hit.
+    step is an epoch-stepped StepLR/MultiStepLR, stepped here per batch as the others: every
+    step of epoch e (1-based; `epoch_steps` steps each) runs at lr · gamma^(milestones < e).
     """
     if schedule == "onecycle":
         warmup = min(0.75, max(0.25, 1.5 / total_steps))
@@ -75,6 +85,9 @@ def make_scheduler(opt: torch.optim.Optimizer, schedule: str, lr: float, total_s
                                                    pct_start=warmup)
     if schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    if schedule == "step":
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: gamma ** bisect_right(milestones, step // epoch_steps))
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
@@ -106,7 +119,8 @@ def evaluate(model: nn.Module, split: Split, batcher: Batcher, batch_size: int, 
 
 
 def train_epoch(model: nn.Module, opt, sched, split: Split, batcher: Batcher, *, batch_size: int,
-                l1: float, autocast: Autocast, epoch: int, progress: Callable[[int], object]) -> dict:
+                l1: float, autocast: Autocast, epoch: int, progress: Callable[[int], object],
+                l1_form: str = "sum", l1_scope: Scope = "weights") -> dict:
     """One pass over the shuffled training set; returns the epoch's averages (one host read)."""
     model.train()
     n = len(split.labels)
@@ -126,7 +140,7 @@ def train_epoch(model: nn.Module, opt, sched, split: Split, batcher: Batcher, *,
         with autocast():
             logits = model(x)
             data_loss = F.cross_entropy(logits.float(), y)
-        loss = data_loss + l1_term(model, l1) if l1 else data_loss
+        loss = data_loss + l1_term(model, l1, l1_form, l1_scope) if l1 else data_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -148,16 +162,28 @@ def diverged(epoch: int, step: int, loss: float) -> NormlabError:
     return NormlabError(f"diverged at epoch {epoch}, step {step} (loss={loss}): lower lr or l1")
 
 
-def epoch_record(model: nn.Module, *, epoch: int, l1: float, l2: float, train_stats: dict,
-                 test: Evaluation, lr: float) -> dict:
-    """Everything logged per epoch, including the penalty terms, so their effect is visible."""
-    abs_sum, sq_sum, small = weight_stats(model)
+def epoch_record(model: nn.Module, *, epoch: int, l1: float, l2: float, recipe: Recipe,
+                 train_stats: dict, test: Evaluation, lr: float) -> dict:
+    """Everything logged per epoch, including the penalty terms, so their effect is visible.
+
+    reg/l1 is the L1 term as added to the loss (its form and scope from `recipe`), reg/l2 is
+    l2/2 · Σw² over the L2 scope; Σ|w| and the share of |w| < 1e-3 are over the L1 scope. `lr`
+    is the rate after the epoch's last step, where the next epoch starts.
+    """
+    r = recipe
+    abs_sum, sq_sum, small = weight_stats(model, r.l1_scope)
+    if r.l2_scope != r.l1_scope:
+        sq_sum = weight_stats(model, r.l2_scope)[1]
+    reg_l1 = l1 * abs_sum
+    if r.l1_form == "mean":
+        with torch.no_grad():
+            reg_l1 = float(l1_term(model, l1, "mean", r.l1_scope))
     return {
         "epoch": epoch,
         **train_stats,
         "test/loss": test.loss,
         "test/acc": test.acc,
-        "reg/l1": l1 * abs_sum,
+        "reg/l1": reg_l1,
         "reg/l2": l2 / 2 * sq_sum,
         "weights/abs_sum": abs_sum,
         "weights/small_frac": small,
@@ -194,8 +220,10 @@ def fit(model: nn.Module, *, train: Split, test: Split, batcher: Batcher, recipe
     """
     check_batch(recipe.batch_size, len(train.labels))
     steps = len(train.labels) // recipe.batch_size
-    opt = make_optimizer(model, recipe.lr, recipe.momentum, l2)
-    sched = make_scheduler(opt, recipe.schedule, recipe.lr, recipe.epochs * steps)
+    opt = make_optimizer(model, recipe.lr, recipe.momentum, l2, nesterov=recipe.nesterov,
+                         scope=recipe.l2_scope)
+    sched = make_scheduler(opt, recipe.schedule, recipe.lr, recipe.epochs * steps,
+                           milestones=recipe.milestones, gamma=recipe.gamma, epoch_steps=steps)
     history, seconds = checkpoint.restore(model, opt, sched, recipe.epochs)
     for record in history:  # a resumed run logs its earlier epochs again, from the checkpoint
         if log is not None:
@@ -206,13 +234,14 @@ def fit(model: nn.Module, *, train: Split, test: Split, batcher: Batcher, recipe
         with tqdm(total=steps, desc=f"epoch {epoch}/{recipe.epochs}", unit="step", leave=False,
                   disable=None) as bar:
             stats = train_epoch(model, opt, sched, train, batcher, batch_size=recipe.batch_size,
-                                l1=l1, autocast=autocast, epoch=epoch, progress=bar.update)
+                                l1=l1, autocast=autocast, epoch=epoch, progress=bar.update,
+                                l1_form=recipe.l1_form, l1_scope=recipe.l1_scope)
         result = evaluate(model, test, batcher, eval_batch_size, autocast, recipe.tta)
         if not math.isfinite(result.loss):  # finite train losses can leave inf/nan BN statistics
             raise diverged(epoch, steps, result.loss)
         seconds += time.perf_counter() - start
-        record = epoch_record(model, epoch=epoch, l1=l1, l2=l2, train_stats=stats, test=result,
-                              lr=sched.get_last_lr()[0])
+        record = epoch_record(model, epoch=epoch, l1=l1, l2=l2, recipe=recipe, train_stats=stats,
+                              test=result, lr=sched.get_last_lr()[0])
         if probe is not None:
             record.update(probe(model))
         history = [*history, record]

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from normlab.config import Scope
 from normlab.norms import make_norm
 
 
@@ -174,8 +175,17 @@ def build(model: str, norm: str, groups: int, dropout: float, in_channels: int, 
     return ResNet(norm, groups, dropout, in_channels, classes)  # "resnet": Recipe admits no other
 
 
-def penalized(model: nn.Module) -> list[nn.Parameter]:
-    """The weights L1 and L2 act on: conv and linear weights, never norm affines or biases."""
+def penalized(model: nn.Module, scope: Scope = "weights") -> list[nn.Parameter]:
+    """The parameters L1 or L2 act on, by scope (config.Scope):
+
+    weights              conv and linear weights, never norm affines or biases (normlab's)
+    weights+norm-scales  every parameter named "weight": those and the norms' scales (seed 002)
+    all                  every parameter, biases and norm shifts too (the other seeds' code)
+    """
+    if scope == "all":
+        return list(model.parameters())
+    if scope == "weights+norm-scales":
+        return [p for name, p in model.named_parameters() if name.rsplit(".", 1)[-1] == "weight"]
     return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 

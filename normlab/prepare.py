@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from normlab import data, models
+from normlab import data, layout, models
 from normlab.augment import Batcher, make_augment
-from normlab.config import Params
+from normlab.config import NAMED_MODELS, Params
 from normlab.device import Autocast, make_autocast, pick_device, precision, seed_everything
 from normlab.errors import NormlabError
 from normlab.loop import check_batch
@@ -33,10 +33,27 @@ class Prepared:
     precision: str  # bf16 | float32: what autocast computes in
 
 
-def model_for(params: Params, in_channels: int, classes: int) -> nn.Module:
-    """Build the recipe's network; raises a one-line error for a `groups` that does not fit."""
-    r = params.recipe
-    return models.build(r.model, params.norm, params.groups, r.dropout, in_channels, classes)
+def model_for(params: Params) -> nn.Module:
+    """Build the recipe's network: a named one as models.build has it, any other from its layout.
+
+    Raises a one-line error for a `groups` that does not fit, or a layout its input cannot take
+    (maps shrinking below 1×1).
+    """
+    r, spec = params.recipe, data.spec(params.dataset)
+    if r.model in NAMED_MODELS:
+        return models.build(r.model, params.norm, params.groups, r.dropout, spec.channels,
+                            len(spec.classes))
+    try:
+        return layout.build(r.model, norm=params.norm, groups=params.groups, dropout=r.dropout,
+                            in_channels=spec.channels, classes=len(spec.classes),
+                            size=32 if spec.format == "cifar" else 28, order=r.order,
+                            bias=r.bias)
+    except NormlabError as err:
+        why = str(err)
+        if not why.startswith("model: "):  # a groups error names its key and layer already
+            raise
+        raise NormlabError(f"params.yaml: model = {r.model!r}: {why.removeprefix('model: ')}"
+                           ) from None
 
 
 def validate(params: Params) -> None:
@@ -48,7 +65,7 @@ def validate(params: Params) -> None:
                            f"{spec.n_train} training images of {params.dataset} "
                            f"(allowed: 0 = all, or 1..{spec.n_train})")
     check_batch(params.recipe.batch_size, params.limit or spec.n_train)
-    model_for(params, spec.channels, len(spec.classes))
+    model_for(params)
 
 
 def prepare(params: Params, root: Path = RAW) -> Prepared:
@@ -62,11 +79,12 @@ def prepare(params: Params, root: Path = RAW) -> Prepared:
     train, test = data.load(params.dataset, root / params.dataset, params.limit)
     train = data.Split(train.images.to(device), train.labels.to(device))
     test = data.Split(test.images.to(device), test.labels.to(device))
-    model = model_for(params, train.images.shape[1], len(spec.classes)).to(device)
+    model = model_for(params).to(device)
     if params.engine.channels_last:
         model = model.to(memory_format=torch.channels_last)
     r = params.recipe
-    augment = make_augment(r.rotate, r.crop, r.flip, r.cutout, train.images.shape[-1])
+    augment = make_augment(r.rotate, r.crop, r.flip, r.cutout, train.images.shape[-1],
+                           jitter=r.jitter, randaugment=r.randaugment)
     batcher = Batcher.from_images(train.images, augment=augment,
                                   channels_last=params.engine.channels_last)
     dtype = precision(device, params.engine.amp)
