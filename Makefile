@@ -48,8 +48,10 @@ verify: $(STAMP)
 	@test -n "$(RUN)" || { echo "usage: make verify RUN=results/runs/<study>/<variant>/s<seed>.json"; exit 2; }
 	$(BIN)/python -m normlab.analysis.study verify $(RUN)
 
+# results/README.md, figures and seed bands from the run records alone (retrains nothing); a
+# profile or another study file writes results/<profile or file name>/ instead.
 report: $(STAMP)
-	$(BIN)/python -m normlab.report $(ARGS)
+	$(BIN)/python -m normlab.analysis.report $(ARGS)
 
 # `make test` leaves out the tests marked slow; `make test-all` runs just those (CI runs both).
 test: $(STAMP) $(TEMPLATE)

@@ -1,136 +1,246 @@
-"""The report on fake experiment records: tables and figures exist, verdicts follow the numbers."""
+"""The report from fake run records: honest tables and verdicts, PROXY labels, byte-identical
+rebuilds, DVC's seed bands, and the CLI reading records and the plan in a throw-away repo."""
 
-import io
+import re
+import shutil
+import subprocess
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from normlab import report
-
-CLASSES = [str(i) for i in range(10)]
-# variant → (norm, l1, l2, batch size); accuracies are drawn per variant below
-VARIANTS = {"bn": ("bn", 0.0, 0.0, 128), "gn": ("gn", 0.0, 0.0, 128), "ln": ("ln", 0.0, 0.0, 128),
-            "bn+l1": ("bn", 1e-4, 0.0, 128), "bn-bs16": ("bn", 0.0, 0.0, 16)}
-
-
-def _png(seed: int) -> bytes:
-    fig, ax = plt.subplots(figsize=(2, 2))
-    ax.imshow(np.random.default_rng(seed).random((8, 8)))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+from conftest import ROOT
+from normlab.analysis import claims as cl
+from normlab.analysis import figures, records, report
+from normlab.analysis import verdicts as vd
+from normlab.errors import run_stage
+from test_verdicts import fake_record
 
 
-def fake_records(acc: dict[str, list[float]], epochs: int = 3) -> report.Records:
-    """Records as `collect` builds them, for the variants in `acc` (one run per listed accuracy)."""
-    rows, curves, confusion, grids = [], [], {}, {}
-    rng = np.random.default_rng(0)
-    for variant, values in acc.items():
-        norm, l1, l2, bs = VARIANTS[variant]
-        for seed, a in enumerate(values):
-            rows.append({"study": "fake", "variant": variant, "seed": seed, "acc": a, "best_acc": a + 0.1,
-                         "loss": 0.03, "gap": -0.2, "abs_sum": 1200.0, "small_frac": 0.01, "seconds": 10.0,
-                         "sec_per_epoch": 10.0 / epochs, "device": "cpu", "precision": "float32", "torch": "2.13.0+cpu", "host": "test host",
-                         "command": "python -m normlab.study run --study fake", "time": 1000 + seed,
-                         "name": f"fake-{variant}-s{seed}", "sha": "0" * 40, "p.dataset": "mnist",
-                         "p.norm": norm, "p.groups": 4, "p.l1": l1, "p.l2": l2, "p.seed": seed,
-                         "p.recipe.epochs": epochs, "p.recipe.batch_size": bs, "p.limit": 0})
-            for split in ("train", "test"):
-                for metric in ("loss", "acc"):
-                    for epoch in range(1, epochs + 1):
-                        value = a - 5 / epoch if metric == "acc" else 1 / epoch
-                        curves.append({"study": "fake", "variant": variant, "seed": seed, "epoch": epoch,
-                                       "split": split, "metric": metric, "value": value + rng.normal(0, 0.05)})
-            for where, pct in report.FEATURES:
-                for epoch in range(1, epochs + 1):
-                    curves.append({"study": "fake", "variant": variant, "seed": seed, "epoch": epoch,
-                                   "split": where, "metric": pct, "value": int(pct[1:]) / 50 + rng.normal(0, 0.01)})
-        counts = rng.integers(0, 5, (10, 10)) + np.eye(10, dtype=int) * 990
-        confusion[("fake", variant)] = pd.DataFrame(counts, index=CLASSES, columns=CLASSES)
-        grids[("fake", variant)] = _png(len(grids))
-    info = report.StudyInfo("a fake study", {v: f"norm={VARIANTS[v][0]}" for v in acc}, list(range(5)))
-    return report.Records(pd.DataFrame(rows), pd.DataFrame(curves), confusion, grids, {"fake": info})
+def fake_study(name: str, spec: dict, dataset: str = "mnist", epochs: int = 3) -> report.Study:
+    """spec: variant → (fake_record keywords, final accuracies, one per seed)."""
+    runs, variants = [], {}
+    for variant, (kw, accs) in spec.items():
+        variants[variant] = " ".join(f"{k}={v}" for k, v in kw.items())
+        for seed, acc in enumerate(accs):
+            record = fake_record(name, variant, seed, acc, dataset=dataset, epochs=epochs, **kw)
+            runs.append(vd.run_of(record))
+    seeds = tuple(range(max(len(a) for _, a in spec.values())))
+    return report.Study(name, f"a fake {name}", dataset, epochs, seeds, variants, tuple(runs))
 
 
-def verdict(verdicts: list[report.Verdict], a: str, b: str) -> report.Verdict:
-    return next(v for v in verdicts if (v.a, v.b) == (a, b))
+NORMS = {
+    "bn": ({"norm": "bn"}, [99.30, 99.35, 99.28]),
+    "gn": ({"norm": "gn"}, [99.31, 99.40, 99.33]),
+    "none": ({"norm": "none"}, [99.00, 98.90, 11.35]),
+}
 
 
-def test_identical_distributions_give_no_detectable_difference():
-    same = [99.1, 99.3, 99.2, 99.4, 99.0]
-    found = report.verdicts(fake_records({"bn": same, "gn": list(reversed(same))}).runs)
-    v = verdict(found, "gn", "bn")
-    assert v.diff == pytest.approx(0) and v.p == pytest.approx(1) and v.low < 0 < v.high
-    assert not v.detected and "no detectable difference" in v.text()
+def claim(**fields):
+    base = {"id": "t1", "source": "999 (a)", "text": "GN beats BN", "study": "norms"}
+    return cl.ClaimsFile.model_validate({"claims": [base | fields]}).claims[0]
 
 
-@pytest.mark.parametrize("shift", [-1.0, +1.0])
-def test_clearly_separated_variants_differ_with_the_right_sign(shift):
-    bn = [99.1, 99.3, 99.2, 99.4, 99.0]
-    found = report.verdicts(fake_records({"bn": bn, "ln": [a + shift for a in bn]}).runs)
-    v = verdict(found, "ln", "bn")
-    assert v.diff == pytest.approx(shift) and v.p < 0.001 and v.low * v.high > 0
-    assert f"is {'higher' if shift > 0 else 'lower'} than **bn** by 1.00 points" in v.text()
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One report of an MNIST study (a seed of `none` at chance) and a PROXY study, built twice."""
+    norms = fake_study("norms", NORMS)
+    proxy = fake_study(
+        "proxy",
+        {"bn": ({"norm": "bn"}, [83.2, 83.4, 83.1]), "gn": ({"norm": "gn"}, [78.6, 78.7, 78.9])},
+        dataset="cifar10-proxy",
+        epochs=2,
+    )
+    claims = (
+        (claim(kind="higher", metric="final", variants=["gn", "bn"]), norms),
+        (
+            claim(id="t2", kind="higher", metric="final", variants=["bn", "gn"], study="proxy"),
+            proxy,
+        ),
+        (claim(id="t3", kind="higher", metric="final", variants=["a", "b"], study="s9"), None),
+    )
+    reported = (cl.Reported(source="999", study="proxy", variant="bn", metric="final", acc=79.39),)
+    inputs = report.Inputs((norms, proxy), claims, reported)
+    outs = [tmp_path_factory.mktemp(name) for name in ("a", "b")]
+    for out in outs:
+        report.build(inputs, out)
+    return outs
 
 
-def test_overlapping_noisy_variants_are_not_called_different():
-    found = report.verdicts(fake_records({"bn": [99.0, 99.6, 98.9], "gn": [99.5, 98.8, 99.4]}).runs)
-    assert "no detectable difference" in verdict(found, "gn", "bn").text()
-
-
-def test_pairs_are_the_comparisons_a_user_makes():
-    acc = {v: [99.0, 99.1] for v in VARIANTS}
-    found = set(report.pairs(fake_records(acc).runs))
-    # each norm vs bn at the same batch size; the penalized variant vs its unpenalized norm;
-    # nothing across batch sizes or across both norm and penalty
-    assert found == {("gn", "bn"), ("ln", "bn"), ("bn+l1", "bn")}
-
-
-def test_pairs_ignore_where_and_how_fast_a_run_ran():
-    """A study finished partly on a GPU and partly on a CPU still compares its variants."""
-    runs = fake_records({"bn": [99.0, 99.1], "gn": [99.2, 99.3]}).runs
-    runs["p.device"] = np.where(runs["variant"] == "bn", "cpu", "cuda")
-    runs["p.engine.threads"] = np.where(runs["variant"] == "bn", 1, 0)
-    assert report.pairs(runs) == [("gn", "bn")]
-
-
-def test_build_writes_tables_figures_and_verdicts(tmp_path):
-    acc = {"bn": [99.1, 99.3, 99.2], "gn": [99.2, 99.1, 99.3], "ln": [97.0, 97.2, 96.9],
-           "bn+l1": [99.0, 99.2, 99.1], "bn-bs16": [98.0, 98.1, 98.2]}
-    readme = report.build(fake_records(acc), tmp_path).read_text()
-    for name in ("curves", "accuracy", "batch-size", "features", "confusion", "misclassified"):
-        png = tmp_path / f"fake-{name}.png"
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
-        assert f"]({png.name})" in readme
-    table = [line for line in readme.splitlines() if line.startswith("| ")]
-    assert len(table) == 1 + len(acc)  # header + one row per variant
-    assert "| ln | norm=ln | 3/5 | 97.03 ± 0.15 |" in readme
-    assert "**ln** is lower than **bn** by 2.17 points" in readme
-    assert "**gn** vs **bn**: no detectable difference" in readme
-    assert "# normlab results: mnist" in readme and "3 runs on cpu" not in readme  # 15 runs in all
-    assert "15 runs on cpu" in readme
-    runs = pd.read_csv(tmp_path / "runs.csv")
-    assert len(runs) == 15 and set(runs["variant"]) == set(acc)
-
-
-def test_build_refuses_empty_records(tmp_path):
-    empty = report.Records(pd.DataFrame(), pd.DataFrame(), {}, {}, {})
-    with pytest.raises(report.NormlabError, match="no finished experiments"):
-        report.build(empty, tmp_path)
-
-
-def test_rebuilding_gives_the_same_files(tmp_path):
-    """The report is derived data: two builds from the same records are byte-identical (figures too)."""
-    records = fake_records({"bn": [99.1, 99.3, 99.2], "gn": [99.2, 99.1, 99.3]})
-    for out in ("a", "b"):
-        report.build(records, tmp_path / out)
-    files = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert files and files == sorted(p.name for p in (tmp_path / "b").iterdir())
+def test_rebuilding_gives_byte_identical_files(built):
+    a, b = built
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert len([f for f in files if f.suffix == ".png"]) == 10  # 5 figures a study
     for name in files:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_a_seed_at_chance_gets_the_did_not_learn_wording(built):
+    readme = (built[0] / "README.md").read_text()
+    assert "1 of 3 seeds stayed at chance, 11.35 % (seed 2)" in readme  # table and verdict
+    verdict = next(line for line in readme.splitlines() if line.startswith("- **none** vs **bn**"))
+    assert "(did not learn); the 2 that learned are compared" in verdict
+    assert "n = 2 vs 3" in verdict and "Holm p" in verdict
+    assert "| none | norm=none | 3/3 | 98.95 ± 0.07 |" in readme  # not 69.18 ± 50.09
+    assert "98.95 ± 0.07 (2 of 3; 1 did not learn)" in readme  # the summary's cell
+
+
+def test_summary_opens_with_norms_by_dataset_claims_and_hardware(built):
+    readme = (built[0] / "README.md").read_text()
+    summary = readme[readme.index("## Summary") : readme.index("## MNIST")]
+    assert "| norm | MNIST | Fashion-MNIST | CIFAR-10 PROXY |" in summary
+    assert "| **bn** | 99.31 ± 0.04 (3) | – | 83.23 ± 0.15 (3) |" in summary
+    assert "- **supported** (1): t2" in summary and "- **not detectable** (1): t1" in summary
+    assert "test host (2 CPUs): 15 runs on cpu, bf16" in summary
+    assert "15 of 15 planned runs have records" in summary
+    assert "## Fashion-MNIST\n\nNo study of this report runs on Fashion-MNIST yet." in readme
+
+
+def test_the_proxy_is_never_called_cifar_10(built):
+    readme = (built[0] / "README.md").read_text()
+    for match in re.finditer("CIFAR-10", readme):
+        after, before = (
+            readme[match.end() : match.end() + 6],
+            readme[match.start() - 4 : match.start()],
+        )
+        assert after == " PROXY" or before == "not ", readme[match.start() - 40 : match.end() + 40]
+    assert "## CIFAR-10 PROXY (not CIFAR-10: JPEG copies of its images)" in readme
+
+
+def test_claims_and_replication_sections(built):
+    readme = (built[0] / "README.md").read_text()
+    assert (
+        "- **t3** (999 (a); study `s9`, higher): *GN beats BN* — **cannot be tested yet**" in readme
+    )
+    assert "| `proxy` | bn | 79.39 (final) | 83.23 ± 0.15 (3) |" in readme
+
+
+def test_seed_bands_for_dvc(built):
+    bands = pd.read_csv(built[0] / "bands" / "norms.csv")
+    assert list(bands.columns) == [
+        "variant",
+        "quantity",
+        "epoch",
+        "mean",
+        "std",
+        "low",
+        "high",
+        "seeds",
+    ]
+    none = bands[(bands["variant"] == "none") & (bands["quantity"] == "test accuracy %")]
+    assert set(none["seeds"]) == {2}  # the run at chance is not in the band
+    assert none["mean"].iloc[-1] == pytest.approx(98.95)
+    assert (bands["low"] >= 0).all() and (
+        bands[bands["quantity"] == "test accuracy %"]["high"] <= 100
+    ).all()
+
+
+def test_figures_fit_the_runs_that_learned(tmp_path):
+    runs = fake_study("norms", NORMS).runs
+    fig = figures.accuracy(runs, list(NORMS), "t", tmp_path / "a.png")
+    learned, failed = fig.axes[0], fig.axes[1]
+    assert learned.get_xlim()[1] < 5  # errors of 0.6–1.1 %, not 88.65 %
+    assert failed.get_title().startswith("did not learn")
+    curves = figures.curves(runs, list(NORMS), "t", tmp_path / "c.png")
+    assert curves.axes[3].get_yscale() == "log" and curves.axes[3].get_ylim()[1] < 5
+    assert figures.log_ticks(0.6, 1.1) == [0.6, 0.7, 0.8, 1.0]
+
+
+def test_pairs_are_the_comparisons_a_reader_makes():
+    study = fake_study(
+        "s",
+        {
+            "bn": ({"norm": "bn"}, [99.0, 99.1]),
+            "gn": ({"norm": "gn"}, [99.0, 99.1]),
+            "bn+l1": ({"norm": "bn", "l1": 1e-4}, [99.0, 99.1]),
+            "bn-bs16": ({"norm": "bn", "batch_size": 16}, [99.0, 99.1]),
+        },
+    )
+    assert report.pairs(study) == [("gn", "bn"), ("bn+l1", "bn")]
+
+
+# --- the CLI, on records in a throw-away git repo -------------------------------------------
+
+STUDIES = {
+    "profiles": {"tiny": {"epochs": 1}},
+    "studies": {
+        "fake": {
+            "description": "two norms",
+            "epochs": 2,
+            "seeds": [0, 1],
+            "variants": {"bn": {"norm": "bn"}, "gn": {"norm": "gn"}},
+        }
+    },
+}
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A git repo with the committed params.yaml, a study file, claims and records."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "default.yaml").write_text(yaml.safe_dump(STUDIES))
+    claims = {
+        "claims": [
+            {
+                "id": "c1",
+                "source": "x",
+                "text": "t",
+                "study": "fake",
+                "kind": "higher",
+                "metric": "final",
+                "variants": ["gn", "bn"],
+            },
+            {
+                "id": "c2",
+                "source": "x",
+                "text": "t",
+                "study": "later",
+                "kind": "narrower-gap",
+                "variants": ["a", "b"],
+            },
+        ]
+    }
+    (tmp_path / "studies" / "claims.yaml").write_text(yaml.safe_dump(claims))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "fake"]):
+        subprocess.run([*git, *args], cwd=tmp_path, check=True, capture_output=True)
+    monkeypatch.chdir(tmp_path)
+    for epochs, folder in ((2, "results"), (1, "results/tiny")):
+        for variant, accs in (("bn", [99.1, 99.2]), ("gn", [99.3, 99.4])):
+            for seed, acc in enumerate(accs):
+                raw = fake_record("fake", variant, seed, acc, norm=variant, epochs=epochs)
+                raw["key"] = records.identity(raw["params"])
+                path = tmp_path / folder / "runs" / "fake" / variant / f"s{seed}.json"
+                records.write(path, records.validate(raw, path))
+    return tmp_path
+
+
+def test_cli_reads_records_and_the_plan(repo):
+    report.main([])
+    readme = (repo / "results" / "README.md").read_text()
+    assert "4 of 4 planned runs have records" in readme
+    assert "- **c2** (x; study `later`, narrower-gap): *t* — **cannot be tested yet**" in readme
+    assert (repo / "results" / "bands" / "fake.csv").exists()
+    first = {p: p.read_bytes() for p in (repo / "results").glob("*.*")}
+    report.main([])
+    assert first == {p: p.read_bytes() for p in (repo / "results").glob("*.*")}
+
+
+def test_a_profile_writes_its_own_folder_never_results(repo):
+    report.main(["--profile", "tiny"])
+    assert (repo / "results" / "tiny" / "README.md").exists()
+    assert not (repo / "results" / "README.md").exists()
+    readme = (repo / "results" / "tiny" / "README.md").read_text()
+    assert "c2" not in readme  # claims of other studies belong to the default report only
+
+
+def test_a_corrupt_claims_file_is_one_line(repo, capsys):
+    (repo / "studies" / "claims.yaml").write_text("claims:\n- {id: c1, kind: similar}\n")
+    with pytest.raises(SystemExit) as done:
+        run_stage(lambda: report.main([]))  # as `python -m normlab.analysis.report` runs it
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: studies/claims.yaml: claims[0] (id c1).source: Field required")
+    assert not (repo / "results" / "README.md").exists()
