@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 # `dvc plots show` page with vega inlined, so charts draw offline (.dvc/config.local names it).
 TEMPLATE := .dvc/plots_template.html
 
-.PHONY: repro test test-all lint bench install clean study plan verify report
+.PHONY: repro test test-all lint bench install clean study plan verify report proxy
 
 # The venv is rebuilt only when the pinned dependencies change.
 $(STAMP): pyproject.toml requirements.lock
@@ -52,6 +52,19 @@ verify: $(STAMP)
 # profile or another study file writes results/<profile or file name>/ instead.
 report: $(STAMP)
 	$(BIN)/python -m normlab.analysis.report $(ARGS)
+
+# The CIFAR-10 PROXY (dataset cifar10-proxy: JPEG copies, never reported as CIFAR-10) from
+# PROXY_SRC into data/mirror/cifar10-proxy/ (gitignored), where normlab.fetch finds it: once per
+# clone, before any cifar10-proxy run (s004 of studies/seeds.yaml). Built in a .part folder and
+# moved into place whole, so an interrupted build leaves nothing that passes for the proxy.
+PROXY_SRC ?= ../shared/datasets/cifar-10-proxy
+PROXY     := data/mirror/cifar10-proxy/cifar-10-binary-proxy.tar.gz
+proxy: $(PROXY)
+
+$(PROXY): $(PROXY_SRC)/build.py $(PROXY_SRC)/cifar10-jpeg-proxy.npz | $(STAMP)
+	rm -rf $(@D).part
+	$(BIN)/python $(PROXY_SRC)/build.py $(@D).part
+	mkdir -p $(@D) && mv $(@D).part/$(@F) $@ && rm -rf $(@D).part
 
 # `make test` leaves out the tests marked slow; `make test-all` runs just those (CI runs both).
 test: $(STAMP) $(TEMPLATE)

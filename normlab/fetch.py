@@ -1,7 +1,8 @@
 """Getting a dataset's files: verified copies in data/raw/<dataset>/, from the first source that works.
 
 A file is fetched from the first source that has it with the right md5: the copy shipped in
-the repo (`data/<dataset>/`), then `NORMLAB_DATA_MIRROR` (a folder or URL laid out
+the repo (`data/<dataset>/`), then one built locally (`data/mirror/<dataset>/`: `make proxy`
+puts the CIFAR-10 proxy there), then `NORMLAB_DATA_MIRROR` (a folder or URL laid out
 `<mirror>/<dataset>/<file>`), then the official host. Each copy lands in a temp file and is
 renamed only after its md5 matches, so a broken transfer never passes as a good file.
 The CIFAR-10 archive is unpacked member by member against an allow-list.
@@ -18,11 +19,12 @@ from normlab.errors import NormlabError
 
 MIRROR_ENV = "NORMLAB_DATA_MIRROR"
 SHIPPED = Path("data")
+BUILT = SHIPPED / "mirror"  # built here, never committed (`make proxy`)
 
 
 def _sources(dataset: str, name: str) -> list[str]:
     """Every place `name` may come from, best first (folders as paths, hosts as URLs)."""
-    sources = [str(SHIPPED / dataset / name)]
+    sources = [str(SHIPPED / dataset / name), str(BUILT / dataset / name)]
     mirror = os.environ.get(MIRROR_ENV)
     if mirror:
         if "://" in mirror:
@@ -79,6 +81,8 @@ def fetch(dataset: str, name: str, dest: Path) -> str:
         finally:
             tmp.unlink(missing_ok=True)
     note = f" ({spec(dataset).note})" if spec(dataset).note else ""
+    if not spec(dataset).urls:  # no host has it: it is built locally
+        note += f"; or build it into {BUILT / dataset}/ with `make proxy`"
     raise NormlabError(f"{dataset}/{name}: no source worked; tried: {'; '.join(tried) or 'nothing'}. "
                        f"Set {MIRROR_ENV} to a folder or URL laid out <mirror>/{dataset}/{name}{note}")
 
