@@ -4,12 +4,16 @@
     python benchmarks/bench.py --device cuda --steps 400 --repeats 5
     python benchmarks/bench.py --stage              # also time the real `train` stage (minutes)
 
-Both arms train a fresh copy of the params.yaml model (same norm, seed, batch size, SGD and
-one-cycle schedule over the same number of steps) on real MNIST from data/mnist/, after a
+It benchmarks MNIST whatever the workspace's params.yaml names (`dvc exp run -S dataset=…`
+leaves an experiment's params there): the params are params.yaml as committed at HEAD with
+`dataset: mnist`, and the data is data/mnist/, copied md5-verified into a temp folder by
+`fetch.download`, as the download stage does. Both arms train a fresh copy of that model (same
+norm, seed, batch size, SGD and one-cycle schedule over the same number of steps), after a
 warm-up on a throw-away copy; the arms alternate `--repeats` times and the medians are shown,
 because a shared machine is noisy. The arms differ only in how the loop is written:
 
-- reference: what the seed notebooks do — a `Dataset` returning one tensor per sample with its
+- reference, "seed-style": the way the course write-ups normlab replicates train (see
+  docs/performance.md) — a `Dataset` returning one tensor per sample with its
   own random rotation (±rotate°, bilinear, zero fill, as RandomRotation) and normalisation, a
   `DataLoader(shuffle=True, num_workers=…)`, `loss.item()` and the hit count read every step,
   float32, default memory format, torch's `nn.Dropout` (normlab's model draws its CPU dropout
@@ -18,7 +22,8 @@ because a shared machine is noisy. The arms differ only in how the loop is writt
   (`data.limit` = steps × batch size, so one epoch is the timed steps).
 
 Each arm's model is then scored on the whole test set by the same `loop.evaluate`, so the
-table shows that the faster loop learns as well. Needs only torch and this package.
+table shows that the faster loop learns as well. Needs only torch and this package. A problem
+the user can fix (no CUDA, a damaged data/mnist/ file) is one line, as in every stage.
 """
 
 import argparse
@@ -37,22 +42,27 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 from torch.utils.data import DataLoader, Dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from normlab import config  # noqa: E402
+from normlab import config, fetch  # noqa: E402
 from normlab.device import compile_model  # noqa: E402
+from normlab.errors import NormlabError, run_stage  # noqa: E402
 from normlab.loop import evaluate, make_optimizer, make_scheduler, train_epoch  # noqa: E402
+from normlab.models import Dropout, count_params  # noqa: E402
 from normlab.prepare import prepare  # noqa: E402
-from normlab.models import Dropout  # noqa: E402
 
 
 class SeedStyleMnist(Dataset):
-    """Per-sample pipeline of the seeds: ToTensor → RandomRotation → Normalize, one image at a time."""
+    """Per-sample pipeline of the write-ups: ToTensor → RandomRotation → Normalize, one image
+    at a time."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, rotate: float, mean: float, std: float):
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, rotate: float, mean: float, std: float
+    ):
         self.images, self.labels = images, labels
         self.rotate, self.mean, self.std = rotate, mean, std
 
@@ -81,7 +91,8 @@ def forever(loader: DataLoader):
 
 
 def reference_train(model, opt, sched, batches, steps: int, device: torch.device) -> float:
-    """The seed loop; returns seconds for `steps` steps (host reads every step, as the seeds do)."""
+    """The seed-style loop; returns seconds for `steps` steps (the host reads the loss and hits
+    every step, as the write-ups do)."""
     model.train()
     sync(device)
     start = time.perf_counter()
@@ -102,7 +113,7 @@ def reference_train(model, opt, sched, batches, steps: int, device: torch.device
 
 
 def reference_eval(model, loader: DataLoader, device: torch.device) -> float:
-    """The seeds' test loop: per-batch `.item()`; returns seconds."""
+    """The seed-style test loop: per-batch `.item()`; returns seconds."""
     model.eval()
     sync(device)
     start = time.perf_counter()
@@ -118,7 +129,7 @@ def reference_eval(model, loader: DataLoader, device: torch.device) -> float:
 
 
 def seed_style(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of `model` as the seeds build it: torch's nn.Dropout, default memory format."""
+    """A copy of `model` as the write-ups build it: torch's nn.Dropout, default memory format."""
     ref = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     for parent in ref.modules():
         for name, child in parent.named_children():
@@ -144,37 +155,74 @@ def normlab_train(exp, params, net, opt, sched, seed: int) -> float:
     torch.manual_seed(seed)
     sync(exp.device)
     start = time.perf_counter()
-    train_epoch(net, opt, sched, exp.train, exp.batcher, batch_size=params.recipe.batch_size, l1=params.l1,
-                autocast=exp.autocast, epoch=1, progress=lambda n: None)
+    train_epoch(
+        net,
+        opt,
+        sched,
+        exp.train,
+        exp.batcher,
+        batch_size=params.recipe.batch_size,
+        l1=params.l1,
+        autocast=exp.autocast,
+        epoch=1,
+        progress=lambda n: None,
+    )
     sync(exp.device)
     return time.perf_counter() - start
 
 
-def stage_seconds(params_path: Path, device: str) -> float:
-    """Run the real `train` stage with the default recipe in a temp copy of the repo; wall seconds."""
+def stage_copy(tmp: Path, raw: dict) -> Path:
+    """The stages, the library and `raw` as params.yaml in `tmp`: a run away from this tree."""
+    for folder in ("stages", "normlab"):
+        shutil.copytree(ROOT / folder, tmp / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return tmp
+
+
+def stage_seconds(raw: dict, mnist: Path) -> float:
+    """Run the real `train` stage with the default recipe in a temp copy of the repo; wall
+    seconds."""
     with tempfile.TemporaryDirectory(prefix="normlab-bench-") as tmp:
-        for folder in ("stages", "normlab"):
-            shutil.copytree(ROOT / folder, Path(tmp) / folder)
-        shutil.copytree(ROOT / "data" / "mnist", Path(tmp) / "data" / "raw" / "mnist", dirs_exist_ok=True)
-        text = params_path.read_text().replace("device: auto", f"device: {device}", 1)
-        (Path(tmp) / "params.yaml").write_text(text)
+        work = stage_copy(Path(tmp), raw)
+        shutil.copytree(mnist, work / "data" / "raw" / "mnist")
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "stages.train"], cwd=tmp, check=True)
+        if subprocess.run([sys.executable, "-m", "stages.train"], cwd=work).returncode:
+            raise NormlabError("the train stage failed (its error is above)")
         return time.perf_counter() - start
 
 
-def startup_seconds() -> float:
-    """Wall time of `python -m stages.validate` (import + params check + write): a stage's start-up."""
+def startup_seconds(raw: dict) -> float:
+    """Wall time of `python -m stages.validate` (import + params check + write): a stage's
+    start-up."""
     with tempfile.TemporaryDirectory(prefix="normlab-bench-") as tmp:
-        shutil.copytree(ROOT / "stages", Path(tmp) / "stages")
-        shutil.copytree(ROOT / "normlab", Path(tmp) / "normlab")
-        shutil.copy2(ROOT / "params.yaml", Path(tmp) / "params.yaml")
+        work = stage_copy(Path(tmp), raw)
         times = []
         for _ in range(3):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "stages.validate"], cwd=tmp, check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "stages.validate"], cwd=work, check=True, capture_output=True
+            )
             times.append(time.perf_counter() - start)
         return statistics.median(times)
+
+
+def committed_params() -> dict:
+    """params.yaml as committed at HEAD: the workspace's may hold the last `dvc exp run -S …`."""
+    try:
+        shown = subprocess.run(
+            ["git", "show", "HEAD:params.yaml"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", None) or str(err)
+        raise NormlabError(
+            f"params.yaml at HEAD: not readable with git ({detail.strip()}); "
+            "the benchmark runs from a git checkout of normlab"
+        ) from None
+    return yaml.safe_load(shown.stdout)
 
 
 def device_name(device: torch.device) -> str:
@@ -186,55 +234,102 @@ def device_name(device: torch.device) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: cuda > cpu)")
-    ap.add_argument("--steps", type=int, default=150, help="timed training steps per arm and repeat")
+    ap.add_argument(
+        "--steps", type=int, default=150, help="timed training steps per arm and repeat"
+    )
     ap.add_argument("--warmup", type=int, default=20, help="untimed steps per arm before timing")
-    ap.add_argument("--repeats", type=int, default=3, help="alternating timed runs per arm (median shown)")
-    ap.add_argument("--workers", type=int, default=None,
-                    help="reference DataLoader workers (default: 1 on ≤ 2 CPU cores, else min(4, cores - 1))")
-    ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
-    ap.add_argument("--stage", action="store_true", help="also run and time the real train stage (default recipe)")
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="alternating timed runs per arm (median shown)"
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="reference DataLoader workers (default: 1 on ≤ 2 CPU cores, else min(4, cores - 1))",
+    )
+    ap.add_argument(
+        "--stage",
+        action="store_true",
+        help="also run and time the real train stage (default recipe)",
+    )
     args = ap.parse_args()
 
-    os.chdir(ROOT)
-    params = config.load(args.params)
+    os.chdir(ROOT)  # fetch takes data/mnist/ from here, as the download stage does
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    raw = {**committed_params(), "dataset": "mnist", "device": args.device}
+    with tempfile.TemporaryDirectory(prefix="normlab-bench-") as tmp:
+        mnist = Path(tmp) / "mnist"
+        fetch.download("mnist", mnist)
+        benchmark(args, raw, mnist)
+
+
+def benchmark(args: argparse.Namespace, raw: dict, mnist: Path) -> None:
+    """Time both arms on the MNIST files in `mnist` with the params `raw`; print the table."""
+    params = config.parse(raw)
     r = params.recipe
     batch = r.batch_size
-    bench = params.model_copy(update={"device": args.device, "limit": args.steps * batch})
-    exp = prepare(bench, root=ROOT / "data")  # the shipped MNIST files; the same loader dvc repro uses
+    bench = params.model_copy(update={"limit": args.steps * batch})
+    exp = prepare(bench, root=mnist.parent)  # the same loader dvc repro uses
     device = exp.device
-    full = prepare(params.model_copy(update={"device": args.device, "limit": 0}), root=ROOT / "data")
+    full = prepare(params.model_copy(update={"limit": 0}), root=mnist.parent)
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = args.workers if args.workers is not None else (1 if cores <= 2 else min(4, cores - 1))
     mean, std = exp.batcher.mean.item(), exp.batcher.std.item()
     cpu_images, cpu_labels = exp.train.images.cpu(), exp.train.labels.cpu()
     train_set = SeedStyleMnist(cpu_images, cpu_labels, r.rotate, mean, std)
-    loader = DataLoader(train_set, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers,
-                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    loader = DataLoader(
+        train_set,
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
     test_set = SeedStyleMnist(full.test.images.cpu(), full.test.labels.cpu(), 0, mean, std)
-    test_loader = DataLoader(test_set, batch_size=1000, num_workers=workers,
-                             pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    test_loader = DataLoader(
+        test_set,
+        batch_size=1000,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
     batches = forever(loader)
 
-    print(f"device {device} ({device_name(device)}), torch {torch.__version__}, cores {cores}, "
-          f"torch threads {torch.get_num_threads()} (interop {torch.get_num_interop_threads()}), "
-          f"reference DataLoader workers {workers}, load average {os.getloadavg()[0]:.1f}")
+    print(
+        "benchmark of MNIST (data/mnist/, md5-verified; params.yaml at "
+        f"HEAD with dataset: mnist, whatever the workspace names): model {r.model} "
+        f"({count_params(exp.model):,} params) norm={params.norm}, device {device} "
+        f"({device_name(device)})"
+    )
+    print(
+        f"torch {torch.__version__}, cores {cores}, torch threads {torch.get_num_threads()} "
+        f"(interop {torch.get_num_interop_threads()}), "
+        f"reference DataLoader workers {workers}, load average {os.getloadavg()[0]:.1f}"
+    )
     if os.getloadavg()[0] > cores:
-        print("warning: the machine is busy (load > cores): timings are noisy, and with more than one torch "
-              "thread per op they are dominated by waiting for descheduled threads (engine.threads: 1 avoids that)")
-    print(f"model {r.model} norm={params.norm}, batch {batch}, {args.steps} timed steps × {args.repeats} repeats "
-          f"after {args.warmup} warm-up steps; engine {params.engine.model_dump()}")
+        print(
+            "warning: the machine is busy (load > cores): timings are noisy, and with more than "
+            "one torch thread per op they are dominated by waiting for descheduled threads "
+            "(engine.threads: 1 avoids that)"
+        )
+    print(
+        f"batch {batch}, {args.steps} timed steps × {args.repeats} repeats "
+        f"after {args.warmup} warm-up steps; engine {params.engine.model_dump()}"
+    )
 
     ref_model = seed_style(exp.model)
     nl_model = exp.model
-    net = compile_model(nl_model, device) if params.engine.compile else nl_model  # as stages/train.py does
+    net = (
+        compile_model(nl_model, device) if params.engine.compile else nl_model
+    )  # as stages/train.py does
 
     # Warm-up of both arms (kernels, allocator, loader workers, compilation); the timed runs
     # re-initialise the models.
     reference_train(*fresh(ref_model, bench, 10_000, args.steps), batches, args.warmup, device)
-    warm = prepare(bench.model_copy(update={"limit": args.warmup * batch}), root=ROOT / "data")
+    warm = prepare(bench.model_copy(update={"limit": args.warmup * batch}), root=mnist.parent)
     opt, sched = fresh(nl_model, bench, 10_000, args.warmup)[1:]
     normlab_train(warm, bench, net, opt, sched, seed=10_000)
 
@@ -245,17 +340,26 @@ def main() -> None:
         seed = params.seed + rep
         model, opt, sched = fresh(ref_model, bench, seed, args.steps)
         times["reference"].append(reference_train(model, opt, sched, batches, args.steps, device))
-        accs["reference"].append(evaluate(model, full.test, exp.batcher, eval_batch, contextlib.nullcontext).acc)
+        accs["reference"].append(
+            evaluate(model, full.test, exp.batcher, eval_batch, contextlib.nullcontext).acc
+        )
         opt, sched = fresh(nl_model, bench, seed, args.steps)[1:]
         times["normlab"].append(normlab_train(exp, bench, net, opt, sched, seed))
-        accs["normlab"].append(evaluate(nl_model, full.test, exp.batcher, eval_batch, exp.autocast).acc)
-        print(f"  repeat {rep + 1}: reference {times['reference'][-1]:.2f}s, normlab {times['normlab'][-1]:.2f}s")
+        accs["normlab"].append(
+            evaluate(nl_model, full.test, exp.batcher, eval_batch, exp.autocast).acc
+        )
+        print(
+            f"  repeat {rep + 1}: reference {times['reference'][-1]:.2f}s, "
+            f"normlab {times['normlab'][-1]:.2f}s"
+        )
 
     images = args.steps * batch
     rate = {arm: images / statistics.median(t) for arm, t in times.items()}
     n_test = len(full.test.labels)
     eval_ref = statistics.median(reference_eval(ref_model, test_loader, device) for _ in range(3))
-    evaluate(net, full.test, exp.batcher, eval_batch, exp.autocast)  # warm (a compiled net compiles eval mode)
+    evaluate(
+        net, full.test, exp.batcher, eval_batch, exp.autocast
+    )  # warm (a compiled net compiles eval mode)
     eval_times = []
     for _ in range(3):
         sync(device)
@@ -270,23 +374,38 @@ def main() -> None:
     ref_epoch_s = steps_per_epoch * batch / rate["reference"] + eval_ref
     print()
     print(f"{'':28s}{'reference':>14s}{'normlab':>14s}{'ratio':>9s}")
-    print(f"{'train images/s':28s}{rate['reference']:14,.0f}{rate['normlab']:14,.0f}"
-          f"{rate['normlab'] / rate['reference']:8.2f}×")
-    print(f"{'eval images/s':28s}{n_test / eval_ref:14,.0f}{n_test / eval_nl:14,.0f}{eval_ref / eval_nl:8.2f}×")
-    print(f"{'test acc after the steps, %':28s}{statistics.mean(accs['reference']):14.2f}"
-          f"{statistics.mean(accs['normlab']):14.2f}   (mean of {args.repeats}; "
-          f"ref {', '.join(f'{a:.2f}' for a in accs['reference'])}; "
-          f"normlab {', '.join(f'{a:.2f}' for a in accs['normlab'])})")
-    print(f"{'s per epoch (train + eval)':28s}{ref_epoch_s:14.1f}{epoch_s:14.1f}   (estimated from the rates, "
-          f"{steps_per_epoch} steps + {n_test} test images)")
-    start_s = startup_seconds()
-    print(f"{'stage start-up, s':28s}{'':14s}{start_s:14.2f}   (python -m stages.validate, median of 3)")
+    print(
+        f"{'train images/s':28s}{rate['reference']:14,.0f}{rate['normlab']:14,.0f}"
+        f"{rate['normlab'] / rate['reference']:8.2f}×"
+    )
+    print(
+        f"{'eval images/s':28s}{n_test / eval_ref:14,.0f}{n_test / eval_nl:14,.0f}"
+        f"{eval_ref / eval_nl:8.2f}×"
+    )
+    print(
+        f"{'test acc after the steps, %':28s}{statistics.mean(accs['reference']):14.2f}"
+        f"{statistics.mean(accs['normlab']):14.2f}   (mean of {args.repeats}; "
+        f"ref {', '.join(f'{a:.2f}' for a in accs['reference'])}; "
+        f"normlab {', '.join(f'{a:.2f}' for a in accs['normlab'])})"
+    )
+    print(
+        f"{'s per epoch (train + eval)':28s}{ref_epoch_s:14.1f}{epoch_s:14.1f}   "
+        "(estimated from the rates, "
+        f"{steps_per_epoch} steps + {n_test} test images)"
+    )
+    start_s = startup_seconds(raw)
+    print(
+        f"{'stage start-up, s':28s}{'':14s}{start_s:14.2f}   "
+        "(python -m stages.validate, median of 3)"
+    )
     estimate = r.epochs * epoch_s + start_s
-    print(f"{'train stage, s':28s}{r.epochs * ref_epoch_s:14.0f}{estimate:14.0f}   "
-          f"(estimate: {r.epochs} epochs × s/epoch + start-up)")
+    print(
+        f"{'train stage, s':28s}{r.epochs * ref_epoch_s:14.0f}{estimate:14.0f}   "
+        f"(estimate: {r.epochs} epochs × s/epoch + start-up)"
+    )
     if args.stage:
-        print(f"{'train stage, s (measured)':28s}{'':14s}{stage_seconds(args.params, args.device):14.1f}")
+        print(f"{'train stage, s (measured)':28s}{'':14s}{stage_seconds(raw, mnist):14.1f}")
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)
