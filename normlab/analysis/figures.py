@@ -53,6 +53,12 @@ def learned(runs: Sequence[Run]) -> list[Run]:
     return [r for r in runs if not r.failure]
 
 
+def drawn(runs: Sequence[Run]) -> list[Run]:
+    """What curves and bands show: the runs that learned; every run when none did (a quick
+    check of the machinery), so a figure is never blank."""
+    return learned(runs) or list(runs)
+
+
 def failed_note(runs: Sequence[Run]) -> str:
     """'did not learn, not drawn: none s1 stayed at chance (11.35 %)' or ''."""
     bad = [f"{r.label} {r.failure} ({r.acc:.2f} %)" for r in runs if r.failure]
@@ -60,7 +66,8 @@ def failed_note(runs: Sequence[Run]) -> str:
 
 
 def _footnote(fig: Figure, runs: Sequence[Run]) -> None:
-    note = failed_note(runs)
+    """Under a figure that draws `drawn(runs)`: which runs it leaves out, or that none learned."""
+    note = failed_note(runs) if learned(runs) else "no run learned: every run is drawn"
     if note:
         fig.text(0.01, -0.01, note, fontsize=8, color="firebrick", va="top", wrap=True)
 
@@ -76,7 +83,9 @@ def log_ticks(low: float, high: float) -> list[float]:
         ticks = [t for t in ticks if low <= t <= high]
         if len(ticks) >= 3:
             return ticks
-    return ticks
+    if len(ticks) >= 2:
+        return ticks
+    return [float(t) for t in MaxNLocator(4).tick_values(low, high) if low <= t <= high]
 
 
 def _log_axis(ax, axis: str = "y") -> None:
@@ -88,6 +97,15 @@ def _log_axis(ax, axis: str = "y") -> None:
     target.set_major_locator(FixedLocator(ticks) if ticks else LogLocator())
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
+
+
+def _epoch_axis(ax, frame: pd.DataFrame) -> None:
+    """Whole epochs only, with half an epoch of room either side (one epoch is one point)."""
+    epochs = sorted(frame["epoch"].unique()) if len(frame) else []
+    if epochs:
+        ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+    few = 0 < len(epochs) <= 12
+    ax.xaxis.set_major_locator(FixedLocator(epochs) if few else MaxNLocator(integer=True))
 
 
 def history_frame(runs: Sequence[Run]) -> pd.DataFrame:
@@ -106,9 +124,11 @@ CURVES = (
 
 def curves(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) -> Figure:
     """Loss and error per epoch, train and test, log scale: mean of the seeds that learned,
-    band = their min–max."""
-    frame = history_frame(learned(runs))
+    band = their min–max (every run, dashed, when none learned)."""
+    frame = history_frame(drawn(runs))
     palette = colors(order)
+    nobody = not learned(runs)
+    style = {"lw": 1.4, "marker": "o", "markersize": 3, "ls": "--" if nobody else "-"}
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(12, 8.5))
         axes = fig.subplots(2, 2, sharex=True)
@@ -119,7 +139,7 @@ def curves(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) ->
                     continue
                 values = (100 - part[key]) if error else part[key]
                 stats = values.groupby(part["epoch"]).agg(["mean", "min", "max"])
-                ax.plot(stats.index, stats["mean"], color=palette[variant], label=variant, lw=1.4)
+                ax.plot(stats.index, stats["mean"], color=palette[variant], label=variant, **style)
                 ax.fill_between(
                     stats.index,
                     stats["min"],
@@ -130,7 +150,7 @@ def curves(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) ->
                 )
             _log_axis(ax)
             ax.set_title(f"{label} (log scale)")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            _epoch_axis(ax, frame)
             ax.grid(True, which="major", alpha=0.3)
         for ax in axes[1]:
             ax.set_xlabel("epoch")
@@ -143,7 +163,8 @@ def curves(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) ->
             ncol=min(8, len(order)),
             frameon=False,
         )
-        fig.suptitle(f"{title}\nline: mean of the seeds that learned; band: their min–max", y=1.02)
+        what = "no run learned: every run drawn, dashed" if nobody else "the seeds that learned"
+        fig.suptitle(f"{title}\nline: mean of {what}; band: their min–max", y=1.02)
         _footnote(fig, runs)
         save(fig, path)
     return fig
@@ -156,7 +177,8 @@ def accuracy(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) 
     failed = [r for r in runs if r.failure]
     y = {v: i for i, v in enumerate(reversed(list(order)))}
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(10 if failed else 8, 0.45 * len(order) + 1.8))
+        height = max(3.2, 0.45 * len(order) + 1.8)
+        fig = Figure(figsize=(10 if failed else 8, height), layout="constrained")
         ratios = {"width_ratios": (3, 1)} if failed else {}
         axes = fig.subplots(1, 2 if failed else 1, sharey=True, squeeze=False, gridspec_kw=ratios)
         ax = axes[0, 0]
@@ -173,6 +195,7 @@ def accuracy(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) 
             ax.plot([mean, mean], [y[variant] - 0.3, y[variant] + 0.3], color="black", lw=1.5)
         _log_axis(ax, "x")
         ax.set_yticks(list(y.values()), list(y.keys()))
+        ax.set_ylim(-0.6, len(order) - 0.4)
         ax.set_xlabel("final test error % (log scale; lower is better)")
         ax.set_title("runs that learned — dots: seeds, bar: their mean")
         ax.grid(True, axis="x", which="major", alpha=0.3)
@@ -222,7 +245,7 @@ def batch_sizes(runs: Sequence[Run]) -> list[int]:
 
 def batch(runs: Sequence[Run], title: str, path: Path) -> Figure:
     """Final test error % vs batch size per norm: mean of the seeds that learned, bars min–max."""
-    good = learned(runs)
+    good = drawn(runs)
     labels = list(dict.fromkeys(batch_norm_label(r) for r in runs))
     palette = colors(labels)
     with matplotlib.rc_context(STYLE):
@@ -267,7 +290,7 @@ def has_features(runs: Sequence[Run]) -> bool:
 def features(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) -> Figure:
     """Wu & He's Fig. 3 per variant: percentiles of the last block's norm input (top) and
     output (bottom) on a fixed test batch, per epoch, mean over the seeds that learned."""
-    frame = history_frame(learned(runs))
+    frame = history_frame(drawn(runs))
     shown = [v for v in order if len(frame) and (frame["variant"] == v).any()]
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(3.2 * max(1, len(shown)), 6.5))
@@ -278,10 +301,16 @@ def features(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) 
                 ax = axes[row, col]
                 for p in PERCENTILES:
                     mean = part.groupby("epoch")[f"features/{where}/p{p:02d}"].mean()
-                    ax.plot(mean.index, mean.values, marker="o", markersize=3, label=f"{p}th")
+                    ax.plot(
+                        mean.index,
+                        mean.values,
+                        marker="o",
+                        markersize=3,
+                        label=f"{p}{'st' if p % 10 == 1 and p != 11 else 'th'}",
+                    )
                 kind = "input" if where == "pre_norm" else "output"
                 ax.set_title(f"{variant}: norm {kind}", fontsize=9)
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                _epoch_axis(ax, frame)
                 ax.set_xlabel("epoch" if row else "")
         axes[0, 0].legend(fontsize=7, title="percentile", title_fontsize=7)
         fig.suptitle(title)
@@ -433,7 +462,7 @@ def _grid_panel(ax, run: Run, pixels: np.ndarray | None) -> None:
 def bands(runs: Sequence[Run], order: Sequence[str]) -> pd.DataFrame:
     """Per variant, quantity and epoch: mean and std (ddof 1) over the seeds that learned, and
     the band mean ± std held inside [0, 100] % (accuracy) or [0, ∞) (loss): DVC's plot data."""
-    frame = history_frame(learned(runs))
+    frame = history_frame(drawn(runs))
     rows = []
     for variant in order:
         part = frame[frame["variant"] == variant] if len(frame) else frame
