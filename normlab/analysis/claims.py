@@ -318,7 +318,7 @@ def _lacking(
         if seeds:
             lacking.append(f"{name} ({len(seeds)} of {have + len(seeds)} planned)")
         elif have < 2:
-            lacking.append(f"{name} ({have} run{'' if have == 1 else 's'}, 2 needed)")
+            lacking.append(f"{name} ({'1 run, 2 needed' if have else 'no runs'})")
     return lacking
 
 

@@ -603,7 +603,9 @@ def main(argv: list[str] | None = None) -> None:
             + f", in `{out}/`: not the project's answer, which is `results/README.md`."
         )
     )
-    inputs = Inputs(views, tuple(with_studies), tuple(claims_file.reported), command, scope=scope)
+    own = {v.name for v in views}
+    reported = tuple(r for r in claims_file.reported if everything or r.study in own)
+    inputs = Inputs(views, tuple(with_studies), reported, command, scope=scope)
     readme = build(inputs, out)
     print(f"wrote {readme}: {sum(len(v.runs) for v in views)} of {len(plan.runs)} planned runs")
 
