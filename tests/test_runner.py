@@ -15,6 +15,7 @@ import pytest
 from conftest import copy_code, params_dict, stage_env, write_dataset
 from normlab import config
 from normlab.analysis import records, runner, studies
+from normlab.analysis import study as cli
 from normlab.errors import NormlabError
 from test_records import record_dict
 
@@ -76,12 +77,12 @@ def checkpoints(repo: Path) -> list[Path]:
     return sorted((repo.parent / f"{repo.name}-cache" / "checkpoints").glob("*.pt"))
 
 
-def test_a_study_writes_records_and_a_rerun_trains_nothing(tmp_path):
+def test_a_study_writes_records_and_a_rerun_trains_nothing(tmp_path, monkeypatch, capsys):
     repo = tiny_repo(tmp_path / "repo", study_text())
     first = study(repo, "run", "--file", "studies/t.yaml", "--jobs", "2")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "2 runs planned: 0 have records, 2 to train, 2 at a time" in first.stdout
-    assert first.stdout.count(" start t/") == 2 and first.stdout.count(" done  t/") == 2
+    assert first.stdout.count("start ") == 2 and first.stdout.count("done ") == 2
     assert "2/2 runs have records under results/t/runs" in first.stdout
     found = records.read_all(repo / "results")
     assert sorted(r.label() for r in found) == ["t/bn/s0", "t/ln/s0"]
@@ -97,13 +98,18 @@ def test_a_study_writes_records_and_a_rerun_trains_nothing(tmp_path):
     assert images.exists()
     assert checkpoints(repo) == []  # a finished run's checkpoint is gone
 
-    again = study(repo, "run", "--file", "studies/t.yaml", "--jobs", "2")
-    assert again.returncode == 0, again.stderr
-    assert "2 have records, 0 to train" in again.stdout and " start " not in again.stdout
-    shown = study(repo, "plan", "--file", "studies/t.yaml")
-    assert shown.stdout.count("  done ") == 2 and "2 runs: 2 done, 0 to run\n" in shown.stdout
-    more = study(repo, "plan", "--file", "studies/t.yaml", "--epochs", "2")
-    assert "to run   ~" in more.stdout or "no estimate" in more.stdout
+    # in-process from here (no worker starts): a rerun trains nothing, plan says all is done
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("NORMLAB_CACHE", env_for(repo)["NORMLAB_CACHE"])
+    with pytest.raises(SystemExit) as again:
+        cli.main(["run", "--file", "studies/t.yaml", "--jobs", "2"])
+    out = capsys.readouterr().out
+    assert again.value.code == 0 and "2 have records, 0 to train" in out and "start " not in out
+    cli.main(["plan", "--file", "studies/t.yaml"])
+    out = capsys.readouterr().out
+    assert out.count("  done ") == 2 and "2 runs: 2 done, 0 to run\n" in out
+    cli.main(["plan", "--file", "studies/t.yaml", "--epochs", "2"])  # no 2-epoch record yet
+    assert "2 runs: 0 done, 2 to run; no estimate (2 of 2" in capsys.readouterr().out
 
 
 def _reader(process: subprocess.Popen, lines: list[str]) -> threading.Thread:
@@ -132,14 +138,15 @@ def test_a_killed_worker_is_reported_and_its_run_resumes_from_its_checkpoint(tmp
     deadline = time.monotonic() + 120
     while not checkpoints(repo) and time.monotonic() < deadline:  # epoch 1 done
         time.sleep(0.01)
-    start = next(line for line in lines if " start t/bn/s0 (pid " in line)
+    start = next(line for line in lines if "start 1/1 t/bn/s0 (pid " in line)
     os.kill(int(start.split("(pid ")[1].split(")")[0].split(",")[0]), signal.SIGKILL)
     process.wait(timeout=300)
     reader.join(timeout=10)
     out = "".join(lines)
     assert process.returncode == 0, out
     assert "worker for t/bn/s0 died" in out and "killed by SIGKILL" in out
-    assert "resumes from its checkpoint" in out and "resuming from" in out
+    assert "restart t/bn/s0 (attempt 2, pid" in out and "resumes from its checkpoint" in out
+    assert "resuming from" in out
     assert "of 12 epochs done" in out and "epoch   1/12" in out.split("resuming from")[0]
     assert "epoch   1/12" not in out.split("resuming from")[1]  # not trained from scratch
     path = repo / "results/t/runs/t/bn/s0.json"

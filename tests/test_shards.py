@@ -90,7 +90,7 @@ def test_two_clones_run_a_shard_each_and_a_third_collects_every_run_once(tmp_pat
     assert subjects.count("record: t/") == 2 and "record: t/bn/s0: " in subjects
 
     again = _run_shard(a, "1/2", "off")  # a shard re-run skips what is done
-    assert "1 have records, 0 to train" in again and " start " not in again
+    assert "1 have records, 0 to train" in again and "start " not in again
 
     collector = tmp_path / "collector"
     assert (

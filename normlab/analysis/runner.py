@@ -303,7 +303,7 @@ class Runner:
         self.known, self.jobs, self.commit, self.logs, self.out = known, jobs, commit, logs, out
         self.active: list[Active] = []
         self.failed: list[str] = []
-        self.finished = 0
+        self.started = self.finished = 0
         self.total = len(runs)
 
     def say(self, line: str) -> None:
@@ -319,9 +319,12 @@ class Runner:
         resume = checkpoint.cache_path(checkpoint.fingerprint(run.params)).exists()
         note = ", resumes from its checkpoint" if resume else ""
         where = f", log {log}" if log else ""
-        self.say(
-            f"[{self.finished + 1}/{self.total}] start {run.label} (pid {process.pid}{where}{note})"
-        )
+        if attempt == 1:
+            self.started += 1
+            what = f"start {self.started}/{self.total} {run.label} (pid"
+        else:
+            what = f"restart {run.label} (attempt {attempt}, pid"
+        self.say(f"{what} {process.pid}{where}{note})")
         self.active.append(Active(run, attempt, process, time.monotonic(), log))
 
     def finish(self, slot: Active, code: int) -> None:
@@ -332,7 +335,7 @@ class Runner:
             self.finished += 1
             left = [r for r, _ in self.pending] + [a.run for a in self.active]
             self.say(
-                f"[{self.finished}/{self.total}] done  {run.label}: "
+                f"done {self.finished}/{self.total} {run.label}: "
                 f"{record.final.acc:.2f} % in {record.seconds:.1f} s of training "
                 f"({seconds:.0f} s in all) → {run.path}; {eta(left, self.known, self.jobs)}"
             )
@@ -347,7 +350,7 @@ class Runner:
         if code != USER_ERROR and slot.attempt == 1:
             self.say(
                 f"worker for {run.label} died after {seconds:.0f} s ({reason}); "
-                "starting it once more (it resumes from its last epoch)"
+                "starting it once more"
             )
             self.pending.appendleft((run, 2))
         else:
