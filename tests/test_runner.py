@@ -111,6 +111,21 @@ def test_a_study_writes_records_and_a_rerun_trains_nothing(tmp_path, monkeypatch
     cli.main(["plan", "--file", "studies/t.yaml", "--epochs", "2"])  # no 2-epoch record yet
     assert "2 runs: 0 done, 2 to run; no estimate (2 of 2" in capsys.readouterr().out
 
+    # verify retrains from scratch and names every number that differs from the record
+    path = Path("results/t/runs/t/ln/s0.json")
+    with pytest.raises(SystemExit) as same:
+        cli.main(["verify", str(path), "--device", "cpu"])
+    assert same.value.code == 0 and "verdict: identical" in capsys.readouterr().out
+    edited = json.loads(path.read_text())
+    edited["final"]["acc"] += 0.01
+    path.write_text(json.dumps(edited))
+    with pytest.raises(SystemExit) as differs:
+        cli.main(["verify", str(path)])
+    out = capsys.readouterr().out
+    assert differs.value.code == 1 and "final acc: " in out and "(-0.01 %)" in out
+    assert "final loss: " in out and "identical" in out.split("final loss: ")[1].split("\n")[0]
+    assert "verdict: differs from results/t/runs/t/ln/s0.json (on the same machine type" in out
+
 
 def _reader(process: subprocess.Popen, lines: list[str]) -> threading.Thread:
     def read() -> None:

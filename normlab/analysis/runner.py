@@ -188,6 +188,7 @@ def worker_main(argv: list[str] | None = None) -> None:
     if len(argv) != 1:
         raise NormlabError("usage: python -m normlab.analysis.runner '<job as JSON>'")
     job = Job(**json.loads(argv[0]))
+    checkpoint.prune()  # abandoned runs' checkpoints, as the train stage does
     ensure_data(job.params["dataset"])
     record, images = work(job)
     records.write(Path(job.record), record, images)

@@ -199,9 +199,14 @@ def compare(old: Record, new: Record) -> tuple[list[str], bool]:
     return [line for line, _ in checks], all(same for _, same in checks)
 
 
-def verify(path: Path) -> int:
-    """Retrain the run behind one record from scratch; exit code 0 if it reproduces exactly."""
+def verify(path: Path, device: str | None = None) -> int:
+    """Retrain the run behind one record from scratch; exit code 0 if it reproduces exactly.
+
+    `device` replaces the record's (a run made with device: cuda, checked on a CPU): where a
+    run goes is not part of what it is, though its digits may differ there."""
     old = records.read(path)
+    params = {**old.params, "device": device or old.params["device"]}
+    records.identity(params)  # an unknown device name: one line, before any work
     runner.ensure_data(old.dataset)
     print(
         f"retraining {old.label()} from {path}: recorded on {old.host} ({old.precision}, "
@@ -213,7 +218,7 @@ def verify(path: Path) -> int:
             old.study,
             old.variant,
             old.seed,
-            old.params,
+            params,
             str(Path(tmp) / "s.json"),
             packed=1,
             checkpoint=str(Path(tmp) / "checkpoint.pt"),
@@ -266,9 +271,10 @@ def main(argv: list[str] | None = None) -> None:
             )
     check = commands.add_parser("verify", help="retrain the run behind a record and compare")
     check.add_argument("record", type=Path, help="e.g. results/runs/norms/bn/s0.json")
+    check.add_argument("--device", help="train on this device instead of the record's (cpu, cuda…)")
     args = parser.parse_args(argv)
     if args.command == "verify":
-        sys.exit(verify(args.record))
+        sys.exit(verify(args.record, args.device))
     if args.jobs < 1:
         raise NormlabError(f"--jobs {args.jobs}: must be at least 1")
     the_plan = plan_from_args(args, argv)
