@@ -85,6 +85,12 @@ def ensure_data(dataset: str) -> None:
             print(line, flush=True)
 
 
+def shipped(dataset: str) -> bool:
+    """Whether git carries the dataset (data/<dataset>/, MNIST): then a clone can redraw a
+    misclassified grid from test indices; otherwise the record keeps the images beside it."""
+    return bool(_git("ls-files", "--", str(fetch.SHIPPED / dataset)))
+
+
 def _misclassified(actual: np.ndarray, predicted: np.ndarray, confidence: np.ndarray) -> dict:
     wrong = outputs.misclassified(actual, predicted)
     return {
@@ -176,10 +182,10 @@ def work(job: Job) -> tuple[Record, np.ndarray | None]:
             "dvc": None,
         }
     )
-    shipped = (fetch.SHIPPED / params.dataset).is_dir()
+    if shipped(params.dataset):
+        return record, None
     index = torch.as_tensor(wrong["index"], dtype=torch.long, device=prep.test.images.device)
-    images = None if shipped else prep.test.images[index].cpu().numpy()
-    return record, images
+    return record, prep.test.images[index].cpu().numpy()
 
 
 def worker_main(argv: list[str] | None = None) -> None:
