@@ -1,6 +1,7 @@
 """The report from fake run records: honest tables and verdicts, PROXY labels, byte-identical
 rebuilds, DVC's seed bands, and the CLI reading records and the plan in a throw-away repo."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -244,3 +245,51 @@ def test_a_corrupt_claims_file_is_one_line(repo, capsys):
     assert done.value.code == 2 and err.count("\n") == 1, err
     assert err.startswith("error: studies/claims.yaml: claims[0] (id c1).source: Field required")
     assert not (repo / "results" / "README.md").exists()
+
+
+# --- the seed bands in DVC's own plots ---------------------------------------------------------
+
+RENDER = """
+const dir = process.argv[process.argv.length - 1];
+const vega = require(dir + '/vega'), vl = require(dir + '/vega-lite');
+const spec = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+new vega.View(vega.parse(vl.compile(spec).spec), {renderer: 'none'}).toSVG()
+  .then(svg => console.log(JSON.stringify({
+    areas: (svg.match(/aria-roledescription="area mark"/g) || []).length,
+    lines: (svg.match(/aria-roledescription="line mark"/g) || []).length})));
+"""
+
+
+def test_dvc_plots_show_draws_each_variant_with_its_band(built, tmp_path):
+    """dvc.yaml's `results/bands` plot through the template .dvc/plots/bands.json: DVC fills it
+    with the CSV, and (where node and the npm vega builds are) vega draws a line and a band per
+    variant and quantity."""
+    for name in ("dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots/bands.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(built[0] / "bands", tmp_path / "results" / "bands")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    dvc = ROOT / ".venv" / "bin" / "dvc"
+    shown = subprocess.run(
+        [str(dvc), "plots", "show", "--json"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    plots = json.loads(shown)["data"]
+    key = next(k for k in plots if k.endswith("results/bands/norms.csv"))
+    spec = plots[key][0]["content"]
+    assert {row["variant"] for row in spec["data"]["values"]} == {"bn", "gn", "none"}
+    assert [layer["mark"]["type"] for layer in spec["spec"]["layer"]] == ["area", "line"]
+    node, modules = shutil.which("node"), ROOT / "node_modules"
+    if not node or not (modules / "vega-lite").is_dir():
+        pytest.skip("node or node_modules/vega-lite missing: the spec is checked, not drawn")
+    drawn = subprocess.run(
+        [node, "-e", RENDER, str(modules)],
+        input=json.dumps(spec),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert json.loads(drawn) == {"areas": 3 * 2, "lines": 3 * 2}  # 3 variants × 2 panels
