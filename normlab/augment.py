@@ -26,8 +26,9 @@ class Batcher:
     def from_images(cls, images: torch.Tensor, **kwargs) -> "Batcher":
         """Normalisation statistics from the training images, per channel."""
         x = images.float().div_(255)
-        return cls(x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True),
-                   **kwargs)
+        return cls(
+            x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True), **kwargs
+        )
 
     def __call__(self, images: torch.Tensor, train: bool) -> torch.Tensor:
         x = images.float().div_(255)
@@ -40,7 +41,8 @@ class Batcher:
 
 
 class RandomRotation(nn.Module):
-    """Rotate each image by its own uniform angle in ±`degrees` about the centre (bilinear, zero fill).
+    """Rotate each image by its own uniform angle in ±`degrees` about the centre (bilinear,
+    zero fill).
 
     Why not kornia's RandomRotation: it costs ~1 ms of host time per batch whatever the batch
     size (it draws its parameters on the CPU and builds them op by op), more than a whole GPU
@@ -80,18 +82,26 @@ class Jitter(nn.Module):
         self.strength = strength
 
     def _contrast(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        grey = x if x.shape[1] == 1 else \
-            torch.einsum("nchw,c->nhw", x, x.new_tensor(self.GREY)).unsqueeze(1)
+        grey = (
+            x
+            if x.shape[1] == 1
+            else torch.einsum("nchw,c->nhw", x, x.new_tensor(self.GREY)).unsqueeze(1)
+        )
         return (c * x + (1 - c) * grey.mean(dim=(1, 2, 3), keepdim=True)).clamp(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = (x.shape[0], 1, 1, 1)
-        b, c = (torch.empty(shape, device=x.device, dtype=x.dtype)
-                .uniform_(max(0.0, 1 - self.strength), 1 + self.strength) for _ in range(2))
+        b, c = (
+            torch.empty(shape, device=x.device, dtype=x.dtype).uniform_(
+                max(0.0, 1 - self.strength), 1 + self.strength
+            )
+            for _ in range(2)
+        )
         brightness_first = torch.rand(shape, device=x.device) < 0.5
         bright = (x * b).clamp(0, 1)
-        return torch.where(brightness_first, self._contrast(bright, c),
-                           (self._contrast(x, c) * b).clamp(0, 1))
+        return torch.where(
+            brightness_first, self._contrast(bright, c), (self._contrast(x, c) * b).clamp(0, 1)
+        )
 
 
 class SomeRandAugment(nn.Module):
@@ -118,8 +128,15 @@ class SomeRandAugment(nn.Module):
         return torch.where(chosen, out.mean(dim=1, keepdim=True) if grey else out, x)
 
 
-def make_augment(rotate: float, crop: int, flip: bool, cutout: int, size: int,
-                 jitter: float = 0.0, randaugment: float = 0.0) -> nn.Module | None:
+def make_augment(
+    rotate: float,
+    crop: int,
+    flip: bool,
+    cutout: int,
+    size: int,
+    jitter: float = 0.0,
+    randaugment: float = 0.0,
+) -> nn.Module | None:
     """The recipe's batch augmentation, or None: colour first (jitter, RandAugment), then crop,
     flip, rotation and cutout. Crop, flip, cutout and RandAugment are kornia's ops; rotation
     and jitter are normlab's own (see RandomRotation)."""

@@ -35,7 +35,7 @@ Scope = Literal["weights", "weights+norm-scales", "all"]
 NAMED_MODELS = ("cnn", "cnn-pad", "resnet")  # models.build's nets; any other model is a layout
 NORMS: tuple[Norm, ...] = get_args(Norm)
 DATASETS: tuple[Dataset, ...] = get_args(Dataset)
-# The proxy exists to exercise and tune the CIFAR-10 path, so it always trains with CIFAR-10's recipe.
+# The proxy exists to exercise and tune the CIFAR-10 path, so it trains with CIFAR-10's recipe.
 RECIPE_OF = {"cifar10-proxy": "cifar10"}
 
 
@@ -77,8 +77,9 @@ class Recipe(_Strict):
     l2_scope: Scope = "weights"
     # Layouts only: Conv → ReLU → Norm (normlab's, the MNIST seeds') or Conv → Norm → ReLU (004);
     # bias: every conv has one (004), else only with norm=none.
-    order: Literal["conv-relu-norm", "conv-norm-relu"] = Field("conv-relu-norm",
-                                                                validate_default=True)
+    order: Literal["conv-relu-norm", "conv-norm-relu"] = Field(
+        "conv-relu-norm", validate_default=True
+    )
     bias: bool = Field(False, validate_default=True)
     rotate: float = Field(ge=0, le=180)  # degrees, ± uniform; 0 = off
     crop: int = Field(ge=0)  # random-crop padding in pixels; 0 = off
@@ -86,7 +87,9 @@ class Recipe(_Strict):
     cutout: int = Field(ge=0)  # side of one zeroed square in pixels; 0 = off
     jitter: float = Field(0.0, ge=0, le=1)  # brightness and contrast × U[1 - j, 1 + j]; 0 = off
     randaugment: float = Field(0.0, ge=0, le=1)  # share of training images given RandAugment
-    tta: bool = False  # test-time flip: score each test image by the mean logits of it and its mirror
+    tta: bool = (
+        False  # test-time flip: score each test image by the mean logits of it and its mirror
+    )
 
     @field_validator("model")
     @classmethod
@@ -112,9 +115,11 @@ class Recipe(_Strict):
             return value
         if info.field_name == "milestones" and schedule == "step":
             if not value:
-                raise _error("schedule: step needs milestones, e.g. [8, 16] (lr × gamma after "
-                             "epochs 8 and 16)")
-            if any(b <= a for a, b in zip(value, value[1:])):
+                raise _error(
+                    "schedule: step needs milestones, e.g. [8, 16] (lr × gamma after "
+                    "epochs 8 and 16)"
+                )
+            if any(b <= a for a, b in zip(value, value[1:], strict=False)):
                 raise _error("milestones must increase, e.g. [8, 16]")
         unused = value != cls.model_fields[info.field_name].default
         if schedule != "step" and unused:
@@ -131,8 +136,9 @@ class Recipe(_Strict):
 
             same = {"cnn": layout.CNN, "cnn-pad": layout.CNN_PAD}.get(model)
             hint = f": {model} is the layout '{same}'; give that as model" if same else ""
-            raise _error(f"model {model} is a fixed net; {info.field_name} applies to "
-                         f"layouts{hint}")
+            raise _error(
+                f"model {model} is a fixed net; {info.field_name} applies to layouts{hint}"
+            )
         return value
 
 
@@ -190,7 +196,7 @@ class Params(_Strict):
 
 
 def variant_name(norm: str, groups: int, l1: float, l2: float) -> str:
-    """The norm (gn with its groups) and any penalty, e.g. 'gn4+l1=0.0001', 'bn+l1=2e-05+l2=0.0002'."""
+    """The norm (gn with its groups) and any penalty: 'gn4+l1=0.0001', 'bn+l1=2e-05+l2=0.0002'."""
     name = f"gn{groups}" if norm == "gn" else norm
     return name + "".join(f"+{key}={value:g}" for key, value in (("l1", l1), ("l2", l2)) if value)
 
@@ -218,7 +224,10 @@ def parse(raw: Any) -> Params:
         raise _fail(exc) from None
     recipe_key = RECIPE_OF.get(top.dataset, top.dataset)
     if recipe_key not in top.recipes:
-        raise NormlabError(f"params.yaml: missing key 'recipes.{recipe_key}' (the recipe for dataset={top.dataset})")
+        raise NormlabError(
+            f"params.yaml: missing key 'recipes.{recipe_key}' "
+            f"(the recipe for dataset={top.dataset})"
+        )
     unknown = sorted(set(top.train) - set(Recipe.model_fields))
     if unknown:
         allowed = ", ".join(Recipe.model_fields)
@@ -244,5 +253,7 @@ def load(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise NormlabError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise NormlabError(
+            f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
     return parse(raw)

@@ -10,7 +10,7 @@ is the conv's output (in seed 004's last block, the residual sum). Cheap: one
 forward pass of a few hundred images, no RNG use.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -42,7 +42,7 @@ def percentiles(values: torch.Tensor, prefix: str) -> dict[str, float]:
     """{'<prefix>/p01': …, '<prefix>/p99': …} over every element of `values`."""
     q = torch.tensor([p / 100 for p in PERCENTILES], device=values.device)
     found = torch.quantile(values.float().flatten(), q).tolist()
-    return {f"{prefix}/p{p:02d}": v for p, v in zip(PERCENTILES, found)}
+    return {f"{prefix}/p{p:02d}": v for p, v in zip(PERCENTILES, found, strict=True)}
 
 
 def feature_probe(images: torch.Tensor) -> Callable[[nn.Module], dict[str, float]]:
@@ -55,15 +55,20 @@ def feature_probe(images: torch.Tensor) -> Callable[[nn.Module], dict[str, float
     def probe(model: nn.Module) -> dict[str, float]:
         model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: hook the plain module
         seen: dict[str, torch.Tensor] = {}
-        hooks = [last_norm(model).register_forward_hook(
-            lambda m, inputs, out: seen.update(pre_norm=inputs[0], post_norm=out))]
+        hooks = [
+            last_norm(model).register_forward_hook(
+                lambda m, inputs, out: seen.update(pre_norm=inputs[0], post_norm=out)
+            )
+        ]
         was_training = model.training
         try:
             model.eval()
             with torch.inference_mode():
                 model(images)
-                return {**percentiles(seen["pre_norm"], "features/pre_norm"),
-                        **percentiles(seen["post_norm"], "features/post_norm")}
+                return {
+                    **percentiles(seen["pre_norm"], "features/pre_norm"),
+                    **percentiles(seen["post_norm"], "features/post_norm"),
+                }
         finally:
             for hook in hooks:
                 hook.remove()

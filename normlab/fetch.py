@@ -1,4 +1,5 @@
-"""Getting a dataset's files: verified copies in data/raw/<dataset>/, from the first source that works.
+"""Getting a dataset's files: verified copies in data/raw/<dataset>/, from the first source that
+works.
 
 A file is fetched from the first source that has it with the right md5: the copy shipped in
 the repo (`data/<dataset>/`), then one built locally (`data/mirror/<dataset>/`: `make proxy`
@@ -30,7 +31,9 @@ def _sources(dataset: str, name: str) -> list[str]:
         if "://" in mirror:
             sources.append(f"{mirror.rstrip('/')}/{dataset}/{name}")
         elif not Path(mirror).is_dir():
-            raise NormlabError(f"{MIRROR_ENV}={mirror}: no such folder (expected <mirror>/{dataset}/{name})")
+            raise NormlabError(
+                f"{MIRROR_ENV}={mirror}: no such folder (expected <mirror>/{dataset}/{name})"
+            )
         else:
             sources.append(str(Path(mirror) / dataset / name))
     sources += [url + name for url in spec(dataset).urls]
@@ -49,7 +52,8 @@ def _copy(source: str, tmp: Path) -> None:
 
 
 def fetch(dataset: str, name: str, dest: Path) -> str:
-    """Put a verified copy of `name` at `dest`; return the source used. One-line error if none works.
+    """Put a verified copy of `name` at `dest`; return the source used; a one-line error if none
+    works.
 
     A file with no published md5 (the proxy) is taken from the first source that has it, and
     its md5 is reported instead of checked.
@@ -83,12 +87,15 @@ def fetch(dataset: str, name: str, dest: Path) -> str:
     note = f" ({spec(dataset).note})" if spec(dataset).note else ""
     if not spec(dataset).urls:  # no host has it: it is built locally
         note += f"; or build it into {BUILT / dataset}/ with `make proxy`"
-    raise NormlabError(f"{dataset}/{name}: no source worked; tried: {'; '.join(tried) or 'nothing'}. "
-                       f"Set {MIRROR_ENV} to a folder or URL laid out <mirror>/{dataset}/{name}{note}")
+    raise NormlabError(
+        f"{dataset}/{name}: no source worked; tried: {'; '.join(tried) or 'nothing'}. "
+        f"Set {MIRROR_ENV} to a folder or URL laid out <mirror>/{dataset}/{name}{note}"
+    )
 
 
 def _check_member(archive: Path, member: tarfile.TarInfo) -> bool:
-    """True for a file to unpack, False for the archive's own folder; a one-line error for anything else."""
+    """True for a file to unpack, False for the archive's own folder; a one-line error for
+    anything else."""
     name = member.name
     if name.startswith("/") or Path(name).is_absolute():
         problem = "absolute path"
@@ -97,14 +104,19 @@ def _check_member(archive: Path, member: tarfile.TarInfo) -> bool:
     elif member.isdir() and name.rstrip("/") == CIFAR_DIR:
         return False
     elif not member.isfile():
-        problem = "link or special file" if (member.issym() or member.islnk() or member.isdev()
-                                             or member.isfifo()) else "unexpected folder"
+        problem = (
+            "link or special file"
+            if (member.issym() or member.islnk() or member.isdev() or member.isfifo())
+            else "unexpected folder"
+        )
     elif name not in CIFAR_ALLOWED:
         problem = "unexpected member"
     else:
         return True
-    raise NormlabError(f"{archive}: refusing member {name!r} ({problem}); expected only "
-                       f"{CIFAR_DIR}/ with {', '.join(CIFAR_MEMBERS)}, readme.html")
+    raise NormlabError(
+        f"{archive}: refusing member {name!r} ({problem}); expected only "
+        f"{CIFAR_DIR}/ with {', '.join(CIFAR_MEMBERS)}, readme.html"
+    )
 
 
 def unpack_cifar(archive: Path, dest: Path) -> list[str]:
@@ -115,7 +127,9 @@ def unpack_cifar(archive: Path, dest: Path) -> list[str]:
     truncated archive leaves `dest` as it was.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.unpack."))  # outside the DVC output
+    staging = Path(
+        tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.unpack.")
+    )  # outside the DVC output
     try:
         try:
             with tarfile.open(archive, "r|gz") as tar:
@@ -128,7 +142,9 @@ def unpack_cifar(archive: Path, dest: Path) -> list[str]:
             raise NormlabError(f"{archive}: not a readable tar.gz archive ({err})") from None
         missing = [name for name in CIFAR_MEMBERS if not (staging / name).exists()]
         if missing:
-            raise NormlabError(f"{archive}: missing {', '.join(f'{CIFAR_DIR}/{m}' for m in missing)}")
+            raise NormlabError(
+                f"{archive}: missing {', '.join(f'{CIFAR_DIR}/{m}' for m in missing)}"
+            )
         for name in CIFAR_MEMBERS:
             os.replace(staging / name, dest / name)
         return list(CIFAR_MEMBERS)
@@ -137,10 +153,14 @@ def unpack_cifar(archive: Path, dest: Path) -> list[str]:
 
 
 def download(dataset: str, dest: Path) -> list[str]:
-    """Verified files of `dataset` in `dest` (an archive also unpacked); one line per file saying whence."""
+    """Verified files of `dataset` in `dest` (an archive also unpacked); one line per file saying
+    whence."""
     lines = []
     for name in spec(dataset).files:
         lines.append(f"{dest / name}  ← {fetch(dataset, name, dest / name)}")
         if spec(dataset).format == "cifar":
-            lines += [f"{dest / member}  ← unpacked from {name}" for member in unpack_cifar(dest / name, dest)]
+            lines += [
+                f"{dest / member}  ← unpacked from {name}"
+                for member in unpack_cifar(dest / name, dest)
+            ]
     return lines

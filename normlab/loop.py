@@ -43,12 +43,16 @@ def weight_stats(model: nn.Module, scope: Scope = "weights") -> tuple[float, flo
     """Σ|w|, Σw² and the fraction of |w| < 1e-3, over the parameters of `scope` only."""
     with torch.no_grad():
         flat = torch.cat([w.detach().flatten().float() for w in penalized(model, scope)])
-        return (flat.abs().sum().item(), flat.square().sum().item(),
-                (flat.abs() < 1e-3).float().mean().item())
+        return (
+            flat.abs().sum().item(),
+            flat.square().sum().item(),
+            (flat.abs() < 1e-3).float().mean().item(),
+        )
 
 
-def l1_term(model: nn.Module, l1: float, form: str = "sum", scope: Scope = "weights"
-            ) -> torch.Tensor:
+def l1_term(
+    model: nn.Module, l1: float, form: str = "sum", scope: Scope = "weights"
+) -> torch.Tensor:
     """The term added to the loss: l1 · Σ|w| (form sum), or l1 · Σ over tensors of mean |w|
     (form mean, seed 003's: each weight then weighs l1 / its tensor's size), over `scope`."""
     if form == "mean":
@@ -56,8 +60,15 @@ def l1_term(model: nn.Module, l1: float, form: str = "sum", scope: Scope = "weig
     return l1 * sum(w.abs().sum() for w in penalized(model, scope))
 
 
-def make_optimizer(model: nn.Module, lr: float, momentum: float, l2: float, *,
-                   nesterov: bool = True, scope: Scope = "weights") -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module,
+    lr: float,
+    momentum: float,
+    l2: float,
+    *,
+    nesterov: bool = True,
+    scope: Scope = "weights",
+) -> torch.optim.Optimizer:
     """SGD with weight decay `l2` (the gradient of l2/2·Σw²) on the parameters of `scope` only;
     Nesterov momentum if `nesterov` and momentum > 0 (torch has no Nesterov without momentum)."""
     decay = {id(w) for w in penalized(model, scope)}
@@ -68,8 +79,16 @@ def make_optimizer(model: nn.Module, lr: float, momentum: float, l2: float, *,
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
 
 
-def make_scheduler(opt: torch.optim.Optimizer, schedule: str, lr: float, total_steps: int, *,
-                   milestones: Sequence[int] = (), gamma: float = 0.1, epoch_steps: int = 1):
+def make_scheduler(
+    opt: torch.optim.Optimizer,
+    schedule: str,
+    lr: float,
+    total_steps: int,
+    *,
+    milestones: Sequence[int] = (),
+    gamma: float = 0.1,
+    epoch_steps: int = 1,
+):
     """Per-step learning-rate schedule.
 
     onecycle is Smith's policy as torch implements it: lr warms up from lr/25 to `lr` over the
@@ -81,19 +100,27 @@ def make_scheduler(opt: torch.optim.Optimizer, schedule: str, lr: float, total_s
     """
     if schedule == "onecycle":
         warmup = min(0.75, max(0.25, 1.5 / total_steps))
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps,
-                                                   pct_start=warmup)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=lr, total_steps=total_steps, pct_start=warmup
+        )
     if schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     if schedule == "step":
         return torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: gamma ** bisect_right(milestones, step // epoch_steps))
+            opt, lambda step: gamma ** bisect_right(milestones, step // epoch_steps)
+        )
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, batcher: Batcher, batch_size: int, autocast: Autocast,
-             tta: bool = False) -> Evaluation:
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    batcher: Batcher,
+    batch_size: int,
+    autocast: Autocast,
+    tta: bool = False,
+) -> Evaluation:
     """Loss and accuracy over a whole split, in large batches, one host read at the end.
 
     With `tta` each image is scored by the mean of the logits for it and for its mirror image
@@ -102,8 +129,8 @@ def evaluate(model: nn.Module, split: Split, batcher: Batcher, batch_size: int, 
     model.eval()
     losses, preds, confs = [], [], []
     for start in range(0, len(split.labels), batch_size):
-        x = batcher(split.images[start:start + batch_size], train=False)
-        y = split.labels[start:start + batch_size]
+        x = batcher(split.images[start : start + batch_size], train=False)
+        y = split.labels[start : start + batch_size]
         with autocast():
             logits = model(x).float()
             if tta:
@@ -118,9 +145,21 @@ def evaluate(model: nn.Module, split: Split, batcher: Batcher, batch_size: int, 
     return Evaluation(loss, acc, pred.cpu(), torch.cat(confs).float().cpu())
 
 
-def train_epoch(model: nn.Module, opt, sched, split: Split, batcher: Batcher, *, batch_size: int,
-                l1: float, autocast: Autocast, epoch: int, progress: Callable[[int], object],
-                l1_form: str = "sum", l1_scope: Scope = "weights") -> dict:
+def train_epoch(
+    model: nn.Module,
+    opt,
+    sched,
+    split: Split,
+    batcher: Batcher,
+    *,
+    batch_size: int,
+    l1: float,
+    autocast: Autocast,
+    epoch: int,
+    progress: Callable[[int], object],
+    l1_form: str = "sum",
+    l1_scope: Scope = "weights",
+) -> dict:
     """One pass over the shuffled training set; returns the epoch's averages (one host read)."""
     model.train()
     n = len(split.labels)
@@ -135,7 +174,7 @@ def train_epoch(model: nn.Module, opt, sched, split: Split, batcher: Batcher, *,
     for step in range(steps):
         if compiled:
             torch.compiler.cudagraph_mark_step_begin()  # the CUDA graph may now reuse its buffers
-        idx = perm[step * batch_size:(step + 1) * batch_size]
+        idx = perm[step * batch_size : (step + 1) * batch_size]
         x, y = batcher(split.images[idx], train=True), split.labels[idx]
         with autocast():
             logits = model(x)
@@ -154,16 +193,27 @@ def train_epoch(model: nn.Module, opt, sched, split: Split, batcher: Batcher, *,
     if len(bad):
         s = int(bad[0])
         raise diverged(epoch, s + 1, step_total[s].item())
-    return {"train/loss": step_loss.mean().item(),
-            "train/acc": 100.0 * hits.item() / (steps * batch_size)}
+    return {
+        "train/loss": step_loss.mean().item(),
+        "train/acc": 100.0 * hits.item() / (steps * batch_size),
+    }
 
 
 def diverged(epoch: int, step: int, loss: float) -> NormlabError:
     return NormlabError(f"diverged at epoch {epoch}, step {step} (loss={loss}): lower lr or l1")
 
 
-def epoch_record(model: nn.Module, *, epoch: int, l1: float, l2: float, recipe: Recipe,
-                 train_stats: dict, test: Evaluation, lr: float) -> dict:
+def epoch_record(
+    model: nn.Module,
+    *,
+    epoch: int,
+    l1: float,
+    l2: float,
+    recipe: Recipe,
+    train_stats: dict,
+    test: Evaluation,
+    lr: float,
+) -> dict:
     """Everything logged per epoch, including the penalty terms, so their effect is visible.
 
     reg/l1 is the L1 term as added to the loss (its form and scope from `recipe`), reg/l2 is
@@ -193,22 +243,38 @@ def epoch_record(model: nn.Module, *, epoch: int, l1: float, l2: float, recipe: 
 
 def check_batch(batch_size: int, n: int) -> None:
     if batch_size > n:
-        raise NormlabError(f"params.yaml: train.batch_size = {batch_size}: larger than the {n} "
-                           f"training images (allowed: 1..{n}, or raise data.limit)")
+        raise NormlabError(
+            f"params.yaml: train.batch_size = {batch_size}: larger than the {n} "
+            f"training images (allowed: 1..{n}, or raise data.limit)"
+        )
 
 
 def _print_epoch(record: dict, epochs: int, seconds: float) -> None:
     r = record
-    tqdm.write(f"epoch {r['epoch']:3d}/{epochs}  train loss {r['train/loss']:.4f} "
-               f"acc {r['train/acc']:6.2f}  test loss {r['test/loss']:.4f} acc {r['test/acc']:6.2f}"
-               f"  l1 {r['reg/l1']:.4g}  l2 {r['reg/l2']:.4g}"
-               f"  |w|<1e-3 {r['weights/small_frac']:.1%}  {seconds:6.1f}s")
+    tqdm.write(
+        f"epoch {r['epoch']:3d}/{epochs}  train loss {r['train/loss']:.4f} "
+        f"acc {r['train/acc']:6.2f}  test loss {r['test/loss']:.4f} acc {r['test/acc']:6.2f}"
+        f"  l1 {r['reg/l1']:.4g}  l2 {r['reg/l2']:.4g}"
+        f"  |w|<1e-3 {r['weights/small_frac']:.1%}  {seconds:6.1f}s"
+    )
 
 
-def fit(model: nn.Module, *, train: Split, test: Split, batcher: Batcher, recipe: Recipe,
-        l1: float, l2: float, seed: int, eval_batch_size: int, autocast: Autocast,
-        checkpoint: Checkpoint, log: Callable[[dict], None] | None = None,
-        probe: Callable[[nn.Module], dict] | None = None) -> Fitted:
+def fit(
+    model: nn.Module,
+    *,
+    train: Split,
+    test: Split,
+    batcher: Batcher,
+    recipe: Recipe,
+    l1: float,
+    l2: float,
+    seed: int,
+    eval_batch_size: int,
+    autocast: Autocast,
+    checkpoint: Checkpoint,
+    log: Callable[[dict], None] | None = None,
+    probe: Callable[[nn.Module], dict] | None = None,
+) -> Fitted:
     """Train for `recipe.epochs`, resuming from `checkpoint` if it holds this run.
 
     `log(record)`, if given, receives every epoch's record (a resumed run's earlier ones too);
@@ -220,10 +286,18 @@ def fit(model: nn.Module, *, train: Split, test: Split, batcher: Batcher, recipe
     """
     check_batch(recipe.batch_size, len(train.labels))
     steps = len(train.labels) // recipe.batch_size
-    opt = make_optimizer(model, recipe.lr, recipe.momentum, l2, nesterov=recipe.nesterov,
-                         scope=recipe.l2_scope)
-    sched = make_scheduler(opt, recipe.schedule, recipe.lr, recipe.epochs * steps,
-                           milestones=recipe.milestones, gamma=recipe.gamma, epoch_steps=steps)
+    opt = make_optimizer(
+        model, recipe.lr, recipe.momentum, l2, nesterov=recipe.nesterov, scope=recipe.l2_scope
+    )
+    sched = make_scheduler(
+        opt,
+        recipe.schedule,
+        recipe.lr,
+        recipe.epochs * steps,
+        milestones=recipe.milestones,
+        gamma=recipe.gamma,
+        epoch_steps=steps,
+    )
     history, seconds = checkpoint.restore(model, opt, sched, recipe.epochs)
     for record in history:  # a resumed run logs its earlier epochs again, from the checkpoint
         if log is not None:
@@ -231,17 +305,41 @@ def fit(model: nn.Module, *, train: Split, test: Split, batcher: Batcher, recipe
     for epoch in range(len(history) + 1, recipe.epochs + 1):
         torch.manual_seed(seed * 100_003 + epoch)
         start = time.perf_counter()
-        with tqdm(total=steps, desc=f"epoch {epoch}/{recipe.epochs}", unit="step", leave=False,
-                  disable=None) as bar:
-            stats = train_epoch(model, opt, sched, train, batcher, batch_size=recipe.batch_size,
-                                l1=l1, autocast=autocast, epoch=epoch, progress=bar.update,
-                                l1_form=recipe.l1_form, l1_scope=recipe.l1_scope)
+        with tqdm(
+            total=steps,
+            desc=f"epoch {epoch}/{recipe.epochs}",
+            unit="step",
+            leave=False,
+            disable=None,
+        ) as bar:
+            stats = train_epoch(
+                model,
+                opt,
+                sched,
+                train,
+                batcher,
+                batch_size=recipe.batch_size,
+                l1=l1,
+                autocast=autocast,
+                epoch=epoch,
+                progress=bar.update,
+                l1_form=recipe.l1_form,
+                l1_scope=recipe.l1_scope,
+            )
         result = evaluate(model, test, batcher, eval_batch_size, autocast, recipe.tta)
         if not math.isfinite(result.loss):  # finite train losses can leave inf/nan BN statistics
             raise diverged(epoch, steps, result.loss)
         seconds += time.perf_counter() - start
-        record = epoch_record(model, epoch=epoch, l1=l1, l2=l2, recipe=recipe, train_stats=stats,
-                              test=result, lr=sched.get_last_lr()[0])
+        record = epoch_record(
+            model,
+            epoch=epoch,
+            l1=l1,
+            l2=l2,
+            recipe=recipe,
+            train_stats=stats,
+            test=result,
+            lr=sched.get_last_lr()[0],
+        )
         if probe is not None:
             record.update(probe(model))
         history = [*history, record]

@@ -2,7 +2,8 @@
 a residual CNN under 50k parameters for CIFAR-10.
 
 MnistNet blocks are Conv → ReLU → Norm → Dropout, as in the course write-ups normlab
-replicates (README: Studies), so that swapping `norm` changes exactly one thing. Convs carry no bias: every norm but `none` has its own shift.
+replicates (README: Studies), so that swapping `norm` changes exactly one thing. Convs carry no
+bias: every norm but `none` has its own shift.
 """
 
 import math
@@ -20,9 +21,10 @@ class Dropout(nn.Module):
 
     Why not nn.Dropout: on a CPU torch draws its mask with one call of its serial random
     generator per element (bernoulli_), and with dropout after every MNIST block that was a
-    third of a training step on 2 cores (docs/performance.md). Here only the dropped elements are drawn: the gaps between
-    them are i.i.d. geometric(p), so for p = 0.05 the generator runs for ~5 % of the elements
-    and the mask is exactly Bernoulli(1 - p) per element, as torch's. (The cost grows with p.)
+    third of a training step on 2 cores (docs/performance.md). Here only the dropped elements
+    are drawn: the gaps between them are i.i.d. geometric(p), so for p = 0.05 the generator runs
+    for ~5 % of the elements and the mask is exactly Bernoulli(1 - p) per element, as torch's.
+    (The cost grows with p.)
     Elsewhere (CUDA, MPS) torch's own dropout is already cheap and CUDA-graph safe.
     """
 
@@ -40,7 +42,9 @@ class Dropout(nn.Module):
             return F.dropout(x, self.p, training=True)
         scale = torch.full((x.numel(),), 1 / (1 - self.p), dtype=x.dtype)
         scale[dropped(x.numel(), self.p)] = 0
-        layout = torch.empty_like(x, device="meta").stride()  # x's, if dense: channels_last stays so
+        layout = torch.empty_like(
+            x, device="meta"
+        ).stride()  # x's, if dense: channels_last stays so
         return x * scale.as_strided(x.shape, layout)
 
 
@@ -52,19 +56,34 @@ def dropped(n: int, p: float) -> torch.Tensor:
     ends, reach = [], 0
     while reach < n:  # usually one pass; a further one draws the few gaps the last fell short by
         left = n - reach
-        u = torch.rand(int(left * p + math.sqrt(left * p)) + 16, dtype=torch.float64)  # float64: whole tail
-        gaps = u.neg_().log1p_().div_(math.log1p(-p)).floor_().add_(1).long()  # log1p(-u): u = 0 is fine
+        u = torch.rand(
+            int(left * p + math.sqrt(left * p)) + 16, dtype=torch.float64
+        )  # float64: whole tail
+        gaps = (
+            u.neg_().log1p_().div_(math.log1p(-p)).floor_().add_(1).long()
+        )  # log1p(-u): u = 0 is fine
         ends.append(gaps.cumsum_(0).add_(reach))
         reach = int(ends[-1][-1])
     ends = torch.cat(ends)
-    return ends[:int(torch.searchsorted(ends, n, right=True))] - 1  # sorted: those ≤ n are a prefix
+    return (
+        ends[: int(torch.searchsorted(ends, n, right=True))] - 1
+    )  # sorted: those ≤ n are a prefix
 
 
 class ConvBlock(nn.Sequential):
     """Conv → ReLU → Norm → Dropout; `name` labels the norm layer in error messages."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, pad: int, norm: str, groups: int,
-                 dropout: float, name: str):
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        pad: int,
+        norm: str,
+        groups: int,
+        dropout: float,
+        name: str,
+    ):
         super().__init__(
             nn.Conv2d(c_in, c_out, kernel, padding=pad, bias=norm == "none"),
             nn.ReLU(),
@@ -85,8 +104,15 @@ class MnistNet(nn.Module):
     not on MNIST (measurements: docs/fashion-mnist.md).
     """
 
-    def __init__(self, norm: str, groups: int, dropout: float, in_channels: int = 1, classes: int = 10,
-                 padded: bool = False):
+    def __init__(
+        self,
+        norm: str,
+        groups: int,
+        dropout: float,
+        in_channels: int = 1,
+        classes: int = 10,
+        padded: bool = False,
+    ):
         super().__init__()
         pad = int(padded)
 
@@ -128,12 +154,17 @@ class SepConv(nn.Sequential):
 
 
 class ResStage(nn.Module):
-    """Widen (SepConv) → max-pool, then x + SepConv(…SepConv(x)): the residual keeps depth trainable."""
+    """Widen (SepConv) → max-pool, then x + SepConv(…SepConv(x)): the residual keeps depth
+    trainable."""
 
     def __init__(self, c_in: int, c_out: int, depth: int, norm: str, groups: int, name: str):
         super().__init__()
-        self.down = nn.Sequential(SepConv(c_in, c_out, norm, groups, f"{name}.down"), nn.MaxPool2d(2))
-        self.res = nn.Sequential(*(SepConv(c_out, c_out, norm, groups, f"{name}.res{i + 1}") for i in range(depth)))
+        self.down = nn.Sequential(
+            SepConv(c_in, c_out, norm, groups, f"{name}.down"), nn.MaxPool2d(2)
+        )
+        self.res = nn.Sequential(
+            *(SepConv(c_out, c_out, norm, groups, f"{name}.res{i + 1}") for i in range(depth))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.down(x)
@@ -150,7 +181,9 @@ class ResNet(nn.Module):
     WIDTHS = (32, 64, 112)
     DEPTH = 2  # SepConvs in each stage's residual branch
 
-    def __init__(self, norm: str, groups: int, dropout: float, in_channels: int = 3, classes: int = 10):
+    def __init__(
+        self, norm: str, groups: int, dropout: float, in_channels: int = 3, classes: int = 10
+    ):
         super().__init__()
         stem, w1, w2 = self.WIDTHS
         self.stem = nn.Sequential(
@@ -158,8 +191,10 @@ class ResNet(nn.Module):
             make_norm(norm, stem, groups, "stem"),
             nn.ReLU(),
         )
-        self.stages = nn.Sequential(ResStage(stem, w1, self.DEPTH, norm, groups, "stage1"),
-                                    ResStage(w1, w2, self.DEPTH, norm, groups, "stage2"))
+        self.stages = nn.Sequential(
+            ResStage(stem, w1, self.DEPTH, norm, groups, "stage1"),
+            ResStage(w1, w2, self.DEPTH, norm, groups, "stage2"),
+        )
         self.drop = Dropout(dropout)
         self.head = nn.Linear(w2, classes)
 
@@ -168,7 +203,9 @@ class ResNet(nn.Module):
         return self.head(self.drop(x.mean(dim=(2, 3))))  # global average pooling
 
 
-def build(model: str, norm: str, groups: int, dropout: float, in_channels: int, classes: int) -> nn.Module:
+def build(
+    model: str, norm: str, groups: int, dropout: float, in_channels: int, classes: int
+) -> nn.Module:
     """The network named by the recipe's `model`."""
     if model in ("cnn", "cnn-pad"):
         return MnistNet(norm, groups, dropout, in_channels, classes, padded=model == "cnn-pad")

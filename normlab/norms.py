@@ -32,8 +32,13 @@ class GroupNorm(nn.GroupNorm):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.num_groups > 1 and x.device.type == "cpu" and x.dim() == 4 \
-                and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        if (
+            self.num_groups > 1
+            and x.device.type == "cpu"
+            and x.dim() == 4
+            and x.is_contiguous(memory_format=torch.channels_last)
+            and not x.is_contiguous()
+        ):
             return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
         return super().forward(x)
 
@@ -42,8 +47,10 @@ def check_groups(groups: int, channels: int, layer: str) -> None:
     """GroupNorm needs `groups` to divide the layer's channels; name the layer when it does not."""
     if groups < 1 or channels % groups:  # groups=0 would be a ZeroDivisionError, not a message
         divisors = [g for g in range(1, channels + 1) if channels % g == 0]
-        raise NormlabError(f"params.yaml: groups = {groups} does not divide the {channels} channels of "
-                           f"layer '{layer}' (norm=gn; divisors of {channels}: {divisors})")
+        raise NormlabError(
+            f"params.yaml: groups = {groups} does not divide the {channels} channels of "
+            f"layer '{layer}' (norm=gn; divisors of {channels}: {divisors})"
+        )
 
 
 def make_norm(norm: Norm, channels: int, groups: int, layer: str) -> nn.Module:

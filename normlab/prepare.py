@@ -41,19 +41,28 @@ def model_for(params: Params) -> nn.Module:
     """
     r, spec = params.recipe, data.spec(params.dataset)
     if r.model in NAMED_MODELS:
-        return models.build(r.model, params.norm, params.groups, r.dropout, spec.channels,
-                            len(spec.classes))
+        return models.build(
+            r.model, params.norm, params.groups, r.dropout, spec.channels, len(spec.classes)
+        )
     try:
-        return layout.build(r.model, norm=params.norm, groups=params.groups, dropout=r.dropout,
-                            in_channels=spec.channels, classes=len(spec.classes),
-                            size=32 if spec.format == "cifar" else 28, order=r.order,
-                            bias=r.bias)
+        return layout.build(
+            r.model,
+            norm=params.norm,
+            groups=params.groups,
+            dropout=r.dropout,
+            in_channels=spec.channels,
+            classes=len(spec.classes),
+            size=32 if spec.format == "cifar" else 28,
+            order=r.order,
+            bias=r.bias,
+        )
     except NormlabError as err:
         why = str(err)
         if not why.startswith("model: "):  # a groups error names its key and layer already
             raise
-        raise NormlabError(f"params.yaml: model = {r.model!r}: {why.removeprefix('model: ')}"
-                           ) from None
+        raise NormlabError(
+            f"params.yaml: model = {r.model!r}: {why.removeprefix('model: ')}"
+        ) from None
 
 
 def validate(params: Params) -> None:
@@ -61,9 +70,11 @@ def validate(params: Params) -> None:
     pick_device(params.device)
     spec = data.spec(params.dataset)
     if params.limit > spec.n_train:
-        raise NormlabError(f"params.yaml: data.limit = {params.limit}: larger than the "
-                           f"{spec.n_train} training images of {params.dataset} "
-                           f"(allowed: 0 = all, or 1..{spec.n_train})")
+        raise NormlabError(
+            f"params.yaml: data.limit = {params.limit}: larger than the "
+            f"{spec.n_train} training images of {params.dataset} "
+            f"(allowed: 0 = all, or 1..{spec.n_train})"
+        )
     check_batch(params.recipe.batch_size, params.limit or spec.n_train)
     model_for(params)
 
@@ -83,10 +94,19 @@ def prepare(params: Params, root: Path = RAW) -> Prepared:
     if params.engine.channels_last:
         model = model.to(memory_format=torch.channels_last)
     r = params.recipe
-    augment = make_augment(r.rotate, r.crop, r.flip, r.cutout, train.images.shape[-1],
-                           jitter=r.jitter, randaugment=r.randaugment)
-    batcher = Batcher.from_images(train.images, augment=augment,
-                                  channels_last=params.engine.channels_last)
+    augment = make_augment(
+        r.rotate,
+        r.crop,
+        r.flip,
+        r.cutout,
+        train.images.shape[-1],
+        jitter=r.jitter,
+        randaugment=r.randaugment,
+    )
+    batcher = Batcher.from_images(
+        train.images, augment=augment, channels_last=params.engine.channels_last
+    )
     dtype = precision(device, params.engine.amp)
-    return Prepared(device, train, test, spec.classes, model, batcher,
-                    make_autocast(device, dtype), dtype)
+    return Prepared(
+        device, train, test, spec.classes, model, batcher, make_autocast(device, dtype), dtype
+    )
