@@ -11,7 +11,8 @@ under a fixed rc context, and saved without the PNG's 'Software' metadata; no ra
 """
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -36,6 +37,16 @@ STYLE = {"font.size": 9, "axes.titlesize": 10, "svg.hashsalt": "normlab", "path.
 MNIST_TEST_IMAGES = Path("data/mnist/t10k-images-idx3-ubyte.gz")
 BANDS = (("test/acc", "test accuracy %"), ("test/loss", "test loss"))
 GRID = 25  # misclassified images per variant (5 × 5), as the evaluate stage draws them
+
+
+@contextmanager
+def style() -> Iterator[None]:
+    """matplotlib's defaults plus STYLE, whatever a user's matplotlibrc says: same bytes on
+    every machine with the pinned matplotlib."""
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        matplotlib.rcParams.update(STYLE)
+        yield
 
 
 def save(fig: Figure, path: Path) -> None:
@@ -128,8 +139,8 @@ def curves(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) ->
     frame = history_frame(drawn(runs))
     palette = colors(order)
     nobody = not learned(runs)
-    style = {"lw": 1.4, "marker": "o", "markersize": 3, "ls": "--" if nobody else "-"}
-    with matplotlib.rc_context(STYLE):
+    line = {"lw": 1.4, "marker": "o", "markersize": 3, "ls": "--" if nobody else "-"}
+    with style():
         fig = Figure(figsize=(12, 8.5))
         axes = fig.subplots(2, 2, sharex=True)
         for ax, (key, label, error) in zip(axes.flat, CURVES, strict=True):
@@ -139,7 +150,7 @@ def curves(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) ->
                     continue
                 values = (100 - part[key]) if error else part[key]
                 stats = values.groupby(part["epoch"]).agg(["mean", "min", "max"])
-                ax.plot(stats.index, stats["mean"], color=palette[variant], label=variant, **style)
+                ax.plot(stats.index, stats["mean"], color=palette[variant], label=variant, **line)
                 ax.fill_between(
                     stats.index,
                     stats["min"],
@@ -176,7 +187,7 @@ def accuracy(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) 
     palette = colors(order)
     failed = [r for r in runs if r.failure]
     y = {v: i for i, v in enumerate(reversed(list(order)))}
-    with matplotlib.rc_context(STYLE):
+    with style():
         height = max(3.2, 0.45 * len(order) + 1.8)
         fig = Figure(figsize=(10 if failed else 8, height), layout="constrained")
         ratios = {"width_ratios": (3, 1)} if failed else {}
@@ -248,7 +259,7 @@ def batch(runs: Sequence[Run], title: str, path: Path) -> Figure:
     good = drawn(runs)
     labels = list(dict.fromkeys(batch_norm_label(r) for r in runs))
     palette = colors(labels)
-    with matplotlib.rc_context(STYLE):
+    with style():
         fig = Figure(figsize=(7.5, 4.8))
         ax = fig.subplots()
         for label in labels:
@@ -292,7 +303,7 @@ def features(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) 
     output (bottom) on a fixed test batch, per epoch, mean over the seeds that learned."""
     frame = history_frame(drawn(runs))
     shown = [v for v in order if len(frame) and (frame["variant"] == v).any()]
-    with matplotlib.rc_context(STYLE):
+    with style():
         fig = Figure(figsize=(3.2 * max(1, len(shown)), 6.5))
         axes = fig.subplots(2, max(1, len(shown)), sharex=True, squeeze=False)
         for col, variant in enumerate(shown):
@@ -330,7 +341,7 @@ def confusion(runs: Sequence[Run], order: Sequence[str], title: str, path: Path)
     shown = [v for v in order if any(r.variant == v for r in runs)]
     cols = min(4, len(shown))
     rows = math.ceil(len(shown) / cols)
-    with matplotlib.rc_context(STYLE):
+    with style():
         fig = Figure(figsize=(4.6 * cols, 4.4 * rows))
         axes = fig.subplots(rows, cols, squeeze=False)
         for ax in axes.flat:
@@ -407,7 +418,7 @@ def misclassified(
             chosen[variant] = (learned(mine) or mine)[0]
     cols = min(4, len(chosen))
     rows = math.ceil(len(chosen) / cols)
-    with matplotlib.rc_context(STYLE):
+    with style():
         fig = Figure(figsize=(6 * cols, 6.4 * rows))
         axes = fig.subplots(rows, cols, squeeze=False)
         for ax in axes.flat:
