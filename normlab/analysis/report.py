@@ -159,6 +159,17 @@ def hardware(runs: Sequence[vd.Run]) -> list[str]:
     ]
 
 
+def shared(runs: Sequence[vd.Run]) -> str:
+    """Say when runs shared their machine: their seconds include the waiting."""
+    packed = [r for r in runs if r.packed > 1]
+    if not packed:
+        return ""
+    return (
+        f" ({len(packed)} runs trained up to {max(r.packed for r in packed)} at a time on one "
+        "machine, so their seconds include the sharing)"
+    )
+
+
 def summary(inputs: Inputs, verdicts: Sequence[cl.Verdict]) -> str:
     runs = [r for s in inputs.studies for r in s.runs]
     planned = len(runs) + sum(len(s.missing) for s in inputs.studies)
@@ -172,7 +183,7 @@ def summary(inputs: Inputs, verdicts: Sequence[cl.Verdict]) -> str:
         *claims_summary(verdicts),
         "",
         f"**Runs**: {len(runs)} of {planned} planned runs have records; "
-        f"training time {sum(r.seconds for r in runs) / 60:.1f} min in all.",
+        f"training time {sum(r.seconds for r in runs) / 60:.1f} min in all{shared(runs)}.",
         "",
         "**Hardware**:",
         "",
