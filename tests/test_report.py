@@ -1,16 +1,19 @@
 """The report from fake run records: honest tables and verdicts, PROXY labels, byte-identical
 rebuilds, DVC's seed bands, and the CLI reading records and the plan in a throw-away repo."""
 
+import dataclasses
 import json
 import re
 import shutil
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from conftest import ROOT
+from normlab import data
 from normlab.analysis import claims as cl
 from normlab.analysis import figures, records, report
 from normlab.analysis import verdicts as vd
@@ -146,6 +149,18 @@ def test_figures_fit_the_runs_that_learned(tmp_path):
     curves = figures.curves(runs, list(NORMS), "t", tmp_path / "c.png")
     assert curves.axes[3].get_yscale() == "log" and curves.axes[3].get_ylim()[1] < 5
     assert figures.log_ticks(0.6, 1.1) == [0.6, 0.7, 0.8, 1.0]
+
+
+def test_grid_images_come_from_the_sidecar_or_the_shipped_mnist(tmp_path):
+    mnist = vd.run_of(fake_record("s", "bn", 0, 99.0))
+    expected = data.read_idx(ROOT / "data" / "mnist" / "t10k-images-idx3-ubyte.gz", 3)[:25]
+    assert (figures.grid_images(mnist, ROOT / "data") == expected[:, None]).all()
+    proxy = vd.run_of(fake_record("s", "bn", 0, 80.0, dataset="cifar10-proxy"))
+    assert figures.grid_images(proxy, ROOT / "data") is None  # no sidecar, not shipped
+    images = np.arange(25 * 3 * 32 * 32, dtype=np.uint8).reshape(25, 3, 32, 32)
+    np.save(tmp_path / "s0.misclassified.npy", images)
+    with_sidecar = dataclasses.replace(proxy, source=tmp_path / "s0.json")
+    assert (figures.grid_images(with_sidecar, ROOT / "data") == images).all()
 
 
 def test_pairs_are_the_comparisons_a_reader_makes():

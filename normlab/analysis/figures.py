@@ -34,7 +34,7 @@ from normlab.features import PERCENTILES
 from normlab.io import atomic_path
 
 STYLE = {"font.size": 9, "axes.titlesize": 10, "svg.hashsalt": "normlab", "path.simplify": False}
-MNIST_TEST_IMAGES = Path("data/mnist/t10k-images-idx3-ubyte.gz")
+SHIPPED = Path("data")  # datasets whose files the repo ships (MNIST): data/<dataset>/
 BANDS = (("test/acc", "test accuracy %"), ("test/loss", "test loss"))
 GRID = 25  # misclassified images per variant (5 × 5), as the evaluate stage draws them
 
@@ -377,14 +377,16 @@ def _confusion_panel(ax, variant: str, runs: Sequence[Run]) -> None:
     )
 
 
-def grid_images(run: Run, mnist: Path = MNIST_TEST_IMAGES) -> np.ndarray | None:
-    """The run's misclassified test images (N×C×H×W uint8): MNIST's from the repo's copy by
-    index, any other dataset's from the record's sidecar; None when neither is there."""
-    if run.dataset == "mnist" and mnist.exists():
-        pixels = data.read_idx(mnist, 3)
-        return pixels[np.asarray(run.misclassified["index"], dtype=int)][:, None]
+def grid_images(run: Run, shipped: Path = SHIPPED) -> np.ndarray | None:
+    """The run's misclassified test images (N×C×H×W uint8): from the record's sidecar when it
+    has one, else by index from the test images the repo ships (data/mnist/); None when
+    neither is there."""
     if run.source is not None and records.sidecar(run.source).exists():
         return np.load(records.sidecar(run.source))
+    test_images = shipped / run.dataset / "t10k-images-idx3-ubyte.gz"
+    if test_images.exists():
+        pixels = data.read_idx(test_images, 3)
+        return pixels[np.asarray(run.misclassified["index"], dtype=int)][:, None]
     return None
 
 
