@@ -4,7 +4,7 @@
 # no run that had finished an epoch before the kill is trained from scratch again (it resumes
 # from its checkpoint), that resuming changed no number (`study verify` retrains one resumed run
 # from scratch), and that no checkpoint is left behind. Runs on a clone of HEAD in a temp
-# folder with real MNIST (4 runs × 4 epochs on 6,000 images): 2-3 minutes on 2 cores.
+# folder with real MNIST (4 runs × 4 epochs on 6,000 images): about 3 minutes on 2 cores.
 #
 # Usage: scripts/drill-kill-study.sh     (PY=python to use another interpreter; KEEP=1 keeps
 # the temp folder). Prints each check; exits non-zero on the first that fails.
