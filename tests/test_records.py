@@ -66,6 +66,7 @@ def record_dict(params: dict | None = None, acc: float = 99.47) -> dict:
         "code": "d55ce01",
         "data_md5": {"a.gz": "0" * 32},
         "packed": 1,
+        "concurrent": 1,
         "dvc": None,
     }
 

@@ -219,7 +219,7 @@ def test_time_left_comes_from_similar_records():
 
 
 def test_the_worker_command_line_takes_one_json_job(tmp_path):
-    job = runner.Job("t", "bn", 0, _run().params, str(tmp_path / "s0.json"), packed=1)
+    job = runner.Job("t", "bn", 0, _run().params, str(tmp_path / "s0.json"), concurrent=1)
     assert runner.Job(**json.loads(json.dumps(job.__dict__))) == job
     with pytest.raises(NormlabError, match="usage: python -m normlab.analysis.runner"):
         runner.worker_main([])

@@ -135,6 +135,7 @@ def fake_record(
         "code": "0123456789" * 4,
         "data_md5": {},
         "packed": 1,
+        "concurrent": 1,
         "dvc": None,
     }
 

@@ -108,7 +108,8 @@ class Record(_Strict):
     host: str
     code: str
     data_md5: dict[str, str]
-    packed: int  # runs this machine trained at once when this one ran (its seconds include sharing)
+    packed: int  # runs trained together as one packed model (issue 17); 1 = trained alone
+    concurrent: int  # runs this machine trained at once when this one ran (seconds include it)
     dvc: DvcExperiment | None
     _source: Path | None = PrivateAttr(default=None)
 

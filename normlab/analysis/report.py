@@ -161,11 +161,11 @@ def hardware(runs: Sequence[vd.Run]) -> list[str]:
 
 def shared(runs: Sequence[vd.Run]) -> str:
     """Say when runs shared their machine: their seconds include the waiting."""
-    packed = [r for r in runs if r.packed > 1]
-    if not packed:
+    busy = [r for r in runs if r.concurrent > 1]
+    if not busy:
         return ""
     return (
-        f" ({len(packed)} runs trained up to {max(r.packed for r in packed)} at a time on one "
+        f" ({len(busy)} runs trained up to {max(r.concurrent for r in busy)} at a time on one "
         "machine, so their seconds include the sharing)"
     )
 

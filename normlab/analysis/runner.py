@@ -51,7 +51,7 @@ class Job:
     seed: int
     params: dict
     record: str  # path of the record to write
-    packed: int  # runs this machine trains at once, this one included
+    concurrent: int  # runs this machine trains at once, this one included
     checkpoint: str | None = None  # None: normlab's cache, keyed by fingerprint (resumable)
 
 
@@ -178,7 +178,8 @@ def work(job: Job) -> tuple[Record, np.ndarray | None]:
             "data_md5": {
                 n: data.md5(outputs.RAW / params.dataset / n) for n in data_files(params.dataset)
             },
-            "packed": job.packed,
+            "packed": 1,
+            "concurrent": job.concurrent,
             "dvc": None,
         }
     )
@@ -318,7 +319,7 @@ class Runner:
 
     def start(self, run: Run, attempt: int) -> None:
         job = Job(
-            run.study, run.variant, run.seed, run.params, str(run.path), packed=len(self.active) + 1
+            run.study, run.variant, run.seed, run.params, str(run.path), concurrent=len(self.active) + 1
         )
         # several workers: each to its own log, so the terminal stays legible
         log = self.logs / f"{run.study}-{run.variant}-s{run.seed}.log" if self.logs else None

@@ -220,7 +220,7 @@ def verify(path: Path, device: str | None = None) -> int:
             old.seed,
             params,
             str(Path(tmp) / "s.json"),
-            packed=1,
+            concurrent=1,
             checkpoint=str(Path(tmp) / "checkpoint.pt"),
         )
         new, _ = runner.work(job)

@@ -76,7 +76,7 @@ class Run:
     host: str
     torch: str
     code: str = ""  # the commit it trained at
-    packed: int = 1  # runs its machine trained at once: its seconds include that sharing
+    concurrent: int = 1  # runs its machine trained at once: its seconds include that sharing
     learned: bool = True  # the record's own flag (set by the evaluate stage, same rule)
     source: Path | None = None
 
@@ -114,7 +114,7 @@ def run_of(record: Any) -> Run:
         host=raw["host"],
         torch=raw["torch"],
         code=raw.get("code", ""),
-        packed=int(raw.get("packed", 1)),
+        concurrent=int(raw.get("concurrent", 1)),
         learned=bool(raw.get("learned", True)),
         source=getattr(record, "source", None),
     )
