@@ -1,4 +1,4 @@
-"""The training loop: optimizer, schedule, epochs, evaluation, with the data resident on the device.
+"""The training loop: epochs, evaluation and fit, with the data resident on the device.
 
 Nothing is read back to the host inside an epoch: losses and hits accumulate on the device and
 are read once per epoch. The loop takes validated values (the `Recipe`, plain keywords) and
@@ -7,8 +7,7 @@ returns the history; it reads no params file and keeps no state between calls.
 
 import math
 import time
-from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -22,127 +21,14 @@ from normlab.config import Recipe, Scope
 from normlab.data import Split
 from normlab.device import Autocast
 from normlab.errors import NormlabError
-from normlab.models import penalized
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    loss: float
-    acc: float  # percent
-    predictions: torch.Tensor  # on the CPU
-    confidence: torch.Tensor  # softmax probability of the predicted class
+from normlab.evaluation import Evaluation, evaluate
+from normlab.optim import l1_term, make_optimizer, make_scheduler, weight_stats
 
 
 @dataclass(frozen=True)
 class Fitted:
     history: list[dict]  # one record per epoch (see epoch_record)
     seconds: float  # training time, resumed runs included
-
-
-def weight_stats(model: nn.Module, scope: Scope = "weights") -> tuple[float, float, float]:
-    """Σ|w|, Σw² and the fraction of |w| < 1e-3, over the parameters of `scope` only."""
-    with torch.no_grad():
-        flat = torch.cat([w.detach().flatten().float() for w in penalized(model, scope)])
-        return (
-            flat.abs().sum().item(),
-            flat.square().sum().item(),
-            (flat.abs() < 1e-3).float().mean().item(),
-        )
-
-
-def l1_term(
-    model: nn.Module, l1: float, form: str = "sum", scope: Scope = "weights"
-) -> torch.Tensor:
-    """The term added to the loss: l1 · Σ|w| (form sum), or l1 · Σ over tensors of mean |w|
-    (form mean, seed 003's: each weight then weighs l1 / its tensor's size), over `scope`."""
-    if form == "mean":
-        return l1 * sum(w.abs().mean() for w in penalized(model, scope))
-    return l1 * sum(w.abs().sum() for w in penalized(model, scope))
-
-
-def make_optimizer(
-    model: nn.Module,
-    lr: float,
-    momentum: float,
-    l2: float,
-    *,
-    nesterov: bool = True,
-    scope: Scope = "weights",
-) -> torch.optim.Optimizer:
-    """SGD with weight decay `l2` (the gradient of l2/2·Σw²) on the parameters of `scope` only;
-    Nesterov momentum if `nesterov` and momentum > 0 (torch has no Nesterov without momentum)."""
-    decay = {id(w) for w in penalized(model, scope)}
-    groups = [
-        {"params": [p for p in model.parameters() if id(p) in decay], "weight_decay": l2},
-        {"params": [p for p in model.parameters() if id(p) not in decay], "weight_decay": 0.0},
-    ]
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
-
-
-def make_scheduler(
-    opt: torch.optim.Optimizer,
-    schedule: str,
-    lr: float,
-    total_steps: int,
-    *,
-    milestones: Sequence[int] = (),
-    gamma: float = 0.1,
-    epoch_steps: int = 1,
-):
-    """Per-step learning-rate schedule.
-
-    onecycle is Smith's policy as torch implements it: lr warms up from lr/25 to `lr` over the
-    first 25 % of steps, then anneals (cosine) to ~0, while momentum cycles 0.95 → 0.85 → 0.95
-    (so `momentum` applies to cosine/constant only). The warm-up is at least 1.5 steps: with
-    exactly one step OneCycleLR divides by zero, which only 1-5-step smoke runs could hit.
-    step is an epoch-stepped StepLR/MultiStepLR, stepped here per batch as the others: every
-    step of epoch e (1-based; `epoch_steps` steps each) runs at lr · gamma^(milestones < e).
-    """
-    if schedule == "onecycle":
-        warmup = min(0.75, max(0.25, 1.5 / total_steps))
-        return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=lr, total_steps=total_steps, pct_start=warmup
-        )
-    if schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    if schedule == "step":
-        return torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: gamma ** bisect_right(milestones, step // epoch_steps)
-        )
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-
-
-@torch.inference_mode()
-def evaluate(
-    model: nn.Module,
-    split: Split,
-    batcher: Batcher,
-    batch_size: int,
-    autocast: Autocast,
-    tta: bool = False,
-) -> Evaluation:
-    """Loss and accuracy over a whole split, in large batches, one host read at the end.
-
-    With `tta` each image is scored by the mean of the logits for it and for its mirror image
-    (the flip the recipe trained with), which averages out some of a small net's left/right noise.
-    """
-    model.eval()
-    losses, preds, confs = [], [], []
-    for start in range(0, len(split.labels), batch_size):
-        x = batcher(split.images[start : start + batch_size], train=False)
-        y = split.labels[start : start + batch_size]
-        with autocast():
-            logits = model(x).float()
-            if tta:
-                logits = (logits + model(x.flip(-1)).float()) / 2
-        losses.append(F.cross_entropy(logits, y, reduction="sum"))
-        conf, pred = logits.softmax(1).max(1)
-        preds.append(pred)
-        confs.append(conf)
-    pred = torch.cat(preds)
-    loss = torch.stack(losses).sum().item() / len(split.labels)
-    acc = 100.0 * (pred == split.labels).float().mean().item()
-    return Evaluation(loss, acc, pred.cpu(), torch.cat(confs).float().cpu())
 
 
 def train_epoch(

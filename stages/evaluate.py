@@ -12,7 +12,7 @@ import torch
 from normlab import config, data, plots
 from normlab.errors import NormlabError, run_stage
 from normlab.io import write_json, write_text
-from normlab.loop import evaluate
+from normlab.evaluation import evaluate
 from normlab.models import count_params
 from normlab.outputs import (CHANCE_MARGIN, CONFUSION_CSV, CONFUSION_PNG, EVAL_JSON,
                              MISCLASSIFIED_PNG, MODEL, RUN_JSON, eval_metrics, learned,

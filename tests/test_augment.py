@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from normlab.data import Split
 from normlab.augment import Batcher, RandomRotation
-from normlab.loop import evaluate
+from normlab.evaluation import evaluate
 
 
 def centre_angle(x: torch.Tensor) -> torch.Tensor:

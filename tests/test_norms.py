@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from normlab.loop import l1_term, make_optimizer
+from normlab.optim import l1_term, make_optimizer
 from normlab.errors import NormlabError
 from normlab.models import MnistNet, build, count_params
 from normlab.norms import make_norm

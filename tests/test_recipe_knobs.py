@@ -8,13 +8,14 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from conftest import params_dict, recipe_with
-from normlab import config, layout, loop, prepare
+from normlab import config, layout, loop, optim, prepare
 from normlab.augment import Batcher, Jitter, make_augment
 from normlab.checkpoint import Checkpoint
 from normlab.config import Recipe
 from normlab.data import Split
 from normlab.device import make_autocast
 from normlab.errors import NormlabError
+from normlab.evaluation import Evaluation
 from normlab.features import last_norm
 from normlab.models import MnistNet, ResNet, count_params
 
@@ -50,7 +51,7 @@ def test_l1_term_is_the_hand_computed_sum_over_its_scope(form, scope):
     chosen = named(model, scope)
     size = {"sum": lambda p: 1, "mean": lambda p: p.numel()}[form]
     want = l1 * sum(p.detach().abs().sum().item() / size(p) for p in chosen.values())
-    term = loop.l1_term(model, l1, form, scope)
+    term = optim.l1_term(model, l1, form, scope)
     assert term.item() == pytest.approx(want, rel=1e-6)
     term.backward()
     for name, p in model.named_parameters():
@@ -66,7 +67,7 @@ def test_l2_weight_decay_reaches_exactly_its_scope(scope):
     do not move."""
     model, lr, l2 = tiny(), 0.1, 0.01
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    opt = loop.make_optimizer(model, lr, 0.0, l2, scope=scope)
+    opt = optim.make_optimizer(model, lr, 0.0, l2, scope=scope)
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     opt.step()
@@ -78,7 +79,7 @@ def test_l2_weight_decay_reaches_exactly_its_scope(scope):
 def test_logged_terms_follow_the_form_and_scopes():
     model, l1, l2 = tiny(), 2e-3, 4e-3
     recipe = recipe_with(l1_form="mean", l1_scope="all", l2_scope="weights+norm-scales")
-    ev = loop.Evaluation(0.5, 90.0, torch.zeros(1), torch.zeros(1))
+    ev = Evaluation(0.5, 90.0, torch.zeros(1), torch.zeros(1))
     record = loop.epoch_record(
         model, epoch=1, l1=l1, l2=l2, recipe=recipe, train_stats={}, test=ev, lr=0.1
     )
@@ -96,7 +97,7 @@ def test_logged_terms_follow_the_form_and_scopes():
 def lrs_per_epoch(recipe: Recipe, epoch_steps: int) -> list[list[float]]:
     """The learning rate each step of each epoch runs at."""
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=recipe.lr)
-    sched = loop.make_scheduler(
+    sched = optim.make_scheduler(
         opt,
         recipe.schedule,
         recipe.lr,
@@ -170,9 +171,9 @@ def test_nesterov_by_default_whenever_there_is_momentum_as_before():
     model = tiny()
     assert Recipe.model_fields["nesterov"].default is True
     assert recipe_with().nesterov is True  # params.yaml writes today's value
-    assert loop.make_optimizer(model, 0.1, 0.9, 0.0).defaults["nesterov"] is True
-    assert loop.make_optimizer(model, 0.1, 0.0, 0.0).defaults["nesterov"] is False
-    assert loop.make_optimizer(model, 0.1, 0.9, 0.0, nesterov=False).defaults["nesterov"] is False
+    assert optim.make_optimizer(model, 0.1, 0.9, 0.0).defaults["nesterov"] is True
+    assert optim.make_optimizer(model, 0.1, 0.0, 0.0).defaults["nesterov"] is False
+    assert optim.make_optimizer(model, 0.1, 0.9, 0.0, nesterov=False).defaults["nesterov"] is False
 
 
 def test_a_recipe_without_the_new_keys_is_todays_recipe():

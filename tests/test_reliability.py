@@ -29,7 +29,8 @@ from normlab.checkpoint import CACHE_ENV, Checkpoint, fingerprint
 from normlab.data import Split
 from normlab.device import make_autocast, precision
 from normlab.io import atomic_path, write_json
-from normlab.loop import Fitted, fit, make_optimizer
+from normlab.loop import Fitted, fit
+from normlab.optim import make_optimizer
 from normlab.models import MnistNet
 
 # Small enough for a loaded 2-core machine (a few seconds per epoch), long enough to kill mid-run;

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from normlab.loop import make_scheduler
+from normlab.optim import make_scheduler
 
 
 def lrs(schedule: str, total: int) -> list[float]:
