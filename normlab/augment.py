@@ -50,13 +50,15 @@ class RandomRotation(nn.Module):
     elementwise ops + grid_sample, which torch.compile / CUDA graphs can capture.
     """
 
-    def __init__(self, degrees: float):
+    def __init__(self, degrees: float, generator: torch.Generator | None = None):
         super().__init__()
         self.radians = math.radians(degrees)
+        self.generator = generator  # a packed run's own (normlab.packed); None: torch's global
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        angle = (torch.rand(n, 1, 1, device=x.device) * 2 - 1) * self.radians
+        draw = torch.rand(n, 1, 1, device=x.device, generator=self.generator)
+        angle = (draw * 2 - 1) * self.radians
         cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
         # The sampling grid affine_grid would build (pixel centres in [-1, 1], align_corners=False),
         # rotated by broadcasting: cheaper on a CPU than affine_grid's batched matmul.

@@ -48,16 +48,17 @@ class Dropout(nn.Module):
         return x * scale.as_strided(x.shape, layout)
 
 
-def dropped(n: int, p: float) -> torch.Tensor:
+def dropped(n: int, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Sorted indices in [0, n) of the elements dropped with probability p each, independently.
 
     The gap from one dropped element to the next is geometric(p): ⌊log(U) / log(1 - p)⌋ + 1.
+    Drawn from `generator` (a packed run's own, normlab.packed), else torch's global one.
     """
     ends, reach = [], 0
     while reach < n:  # usually one pass; a further one draws the few gaps the last fell short by
         left = n - reach
         u = torch.rand(
-            int(left * p + math.sqrt(left * p)) + 16, dtype=torch.float64
+            int(left * p + math.sqrt(left * p)) + 16, dtype=torch.float64, generator=generator
         )  # float64: whole tail
         gaps = (
             u.neg_().log1p_().div_(math.log1p(-p)).floor_().add_(1).long()
