@@ -53,8 +53,8 @@ from normlab.device import compile_model  # noqa: E402
 from normlab.errors import NormlabError, run_stage  # noqa: E402
 from normlab.evaluation import evaluate  # noqa: E402
 from normlab.loop import train_epoch  # noqa: E402
-from normlab.optim import make_optimizer, make_scheduler  # noqa: E402
 from normlab.models import Dropout, count_params  # noqa: E402
+from normlab.optim import make_optimizer, make_scheduler  # noqa: E402
 from normlab.prepare import prepare  # noqa: E402
 
 

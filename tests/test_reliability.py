@@ -30,8 +30,8 @@ from normlab.data import Split
 from normlab.device import make_autocast, precision
 from normlab.io import atomic_path, write_json
 from normlab.loop import Fitted, fit
-from normlab.optim import make_optimizer
 from normlab.models import MnistNet
+from normlab.optim import make_optimizer
 
 # Small enough for a loaded 2-core machine (a few seconds per epoch), long enough to kill mid-run;
 # on the synthetic dataset written to data/raw/mnist, whatever dataset the workspace params name.
