@@ -14,7 +14,7 @@ import pytest
 
 from conftest import copy_code, params_dict, stage_env, write_dataset
 from normlab import config
-from normlab.analysis import records, runner, studies
+from normlab.analysis import records, runner, studies, worker
 from normlab.analysis import study as cli
 from normlab.errors import NormlabError
 from test_records import record_dict
@@ -92,7 +92,7 @@ def test_a_study_writes_records_and_a_rerun_trains_nothing(tmp_path, monkeypatch
     )
     assert bn.params["limit"] == 256 and bn.device == "cpu" and len(bn.code) == 40
     assert sum(map(sum, bn.confusion)) == 200 and set(bn.data_md5) == set(
-        runner.data_files("mnist")
+        worker.data_files("mnist")
     )
     images = records.sidecar(repo / "results/t/runs/t/bn/s0.json")  # no data/mnist in this repo
     assert images.exists()
@@ -219,7 +219,7 @@ def test_time_left_comes_from_similar_records():
 
 
 def test_the_worker_command_line_takes_one_json_job(tmp_path):
-    job = runner.Job("t", "bn", 0, _run().params, str(tmp_path / "s0.json"), concurrent=1)
-    assert runner.Job(**json.loads(json.dumps(job.__dict__))) == job
-    with pytest.raises(NormlabError, match="usage: python -m normlab.analysis.runner"):
-        runner.worker_main([])
+    job = worker.Job("t", "bn", 0, _run().params, str(tmp_path / "s0.json"), concurrent=1)
+    assert worker.Job(**json.loads(json.dumps(job.__dict__))) == job
+    with pytest.raises(NormlabError, match="usage: python -m normlab.analysis.worker"):
+        worker.main([])

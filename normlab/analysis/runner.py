@@ -1,7 +1,7 @@
 """Runs the planned runs of a study, N at a time, each in its own worker process.
 
 Parallelism rests on nothing but child processes: the parent starts up to N workers
-(`python -m normlab.analysis.runner '<job json>'`), each trains one run in-process with the
+(`python -m normlab.analysis.worker '<job json>'`), each trains one run in-process with the
 training library and writes its record atomically, and the parent refills a slot whenever a
 worker ends. A worker that dies (killed, crashed) is reported in one line and its run is
 started once more; it resumes from its per-epoch checkpoint in normlab's cache
@@ -25,182 +25,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
-import numpy as np
-import torch
-
-from normlab import checkpoint, config, data, device, fetch, loop, outputs, plots
+from normlab import checkpoint
 from normlab.analysis import records
 from normlab.analysis.records import Record
 from normlab.analysis.studies import Run
-from normlab.errors import NormlabError, run_stage
-from normlab.features import feature_probe
-from normlab.models import count_params
-from normlab.prepare import prepare
+from normlab.analysis.worker import Job, ensure_data
 
-PROBE_IMAGES = 256  # as stages/train.py: the fixed test batch whose features are tracked per epoch
 USER_ERROR = 2  # run_stage's exit code for a NormlabError: deterministic, not worth a retry
 POLL_S = 0.2
-
-
-@dataclass(frozen=True)
-class Job:
-    """What one worker is told to do (JSON on its command line)."""
-
-    study: str
-    variant: str
-    seed: int
-    params: dict
-    record: str  # path of the record to write
-    concurrent: int  # runs this machine trains at once, this one included
-    checkpoint: str | None = None  # None: normlab's cache, keyed by fingerprint (resumable)
-
-
-# --- the worker: one run, in-process --------------------------------------------------------
-
-
-def _git(*args: str) -> str | None:
-    proc = subprocess.run(["git", *args], capture_output=True, text=True)
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def code_version() -> str:
-    """The commit the run's code is at, with -dirty when tracked files differ from it."""
-    head = _git("rev-parse", "HEAD")
-    if head is None:
-        return "unknown (not a git repository)"
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    return head + ("-dirty" if dirty else "")
-
-
-def data_files(dataset: str) -> tuple[str, ...]:
-    """The files of data/raw/<dataset>/ that training reads."""
-    return data.CIFAR_MEMBERS if data.spec(dataset).format == "cifar" else data.IDX_FILES
-
-
-def ensure_data(dataset: str) -> None:
-    """Download (md5-checked) a dataset whose files are not all in data/raw/<dataset>/ yet."""
-    root = outputs.RAW / dataset
-    if not all((root / name).is_file() for name in data_files(dataset)):
-        for line in fetch.download(dataset, root):
-            print(line, flush=True)
-
-
-def shipped(dataset: str) -> bool:
-    """Whether git carries the dataset (data/<dataset>/, MNIST): then a clone can redraw a
-    misclassified grid from test indices; otherwise the record keeps the images beside it."""
-    return bool(_git("ls-files", "--", str(fetch.SHIPPED / dataset)))
-
-
-def _misclassified(actual: np.ndarray, predicted: np.ndarray, confidence: np.ndarray) -> dict:
-    wrong = outputs.misclassified(actual, predicted)
-    return {
-        "index": wrong.tolist(),
-        "predicted": predicted[wrong].tolist(),
-        "actual": actual[wrong].tolist(),
-        "confidence": [round(float(c), 4) for c in confidence[wrong]],
-    }
-
-
-def checkpoint_of(job: Job) -> checkpoint.Checkpoint:
-    """The job's own checkpoint path, or the cache's, keyed by the run's params and code."""
-    fingerprint = checkpoint.fingerprint(job.params)
-    path = Path(job.checkpoint) if job.checkpoint else checkpoint.cache_path(fingerprint)
-    return checkpoint.Checkpoint(path, fingerprint)
-
-
-def work(job: Job) -> tuple[Record, np.ndarray | None]:
-    """Train and score one run; return its record and, for a dataset the repo does not ship,
-    the misclassified test images (the grid must be redrawable from the repo alone)."""
-    params = config.Params.model_validate(job.params)
-    prep = prepare(params)
-    saved = checkpoint_of(job)
-    model = device.compile_model(prep.model, prep.device) if params.engine.compile else prep.model
-    probe = feature_probe(prep.batcher(prep.test.images[:PROBE_IMAGES], train=False))
-    fitted = loop.fit(
-        model,
-        train=prep.train,
-        test=prep.test,
-        batcher=prep.batcher,
-        recipe=params.recipe,
-        l1=params.l1,
-        l2=params.l2,
-        seed=params.seed,
-        eval_batch_size=params.engine.eval_batch_size,
-        autocast=prep.autocast,
-        checkpoint=saved,
-        probe=probe,
-    )
-    ev = loop.evaluate(
-        prep.model,
-        prep.test,
-        prep.batcher,
-        params.engine.eval_batch_size,
-        prep.autocast,
-        params.recipe.tta,
-    )
-    actual, predicted = prep.test.labels.cpu().numpy(), ev.predictions.numpy()
-    metrics = outputs.eval_metrics(
-        history=fitted.history,
-        acc=ev.acc,
-        loss=ev.loss,
-        actual=actual,
-        predicted=predicted,
-        classes=prep.classes,
-        param_count=count_params(prep.model),
-    )
-    wrong = _misclassified(actual, predicted, ev.confidence.numpy())
-    record = Record.model_validate(
-        {
-            "schema": records.SCHEMA,
-            "study": job.study,
-            "variant": job.variant,
-            "seed": job.seed,
-            "dataset": params.dataset,
-            "key": records.identity(job.params),
-            "params": job.params,
-            "history": fitted.history,
-            "final": metrics["test"],
-            "best": {k: metrics["best"][k] for k in ("acc", "epoch")},
-            "train": metrics["train"],
-            "gap": metrics["gap"],
-            "learned": metrics["learned"],
-            "per_class_acc": metrics["per_class_acc"],
-            "confusion": plots.confusion_matrix(actual, predicted, len(prep.classes)).tolist(),
-            "misclassified": wrong,
-            "param_count": metrics["params"],
-            "weights": metrics["weights"],
-            "seconds": round(fitted.seconds, 2),
-            "device": str(prep.device),
-            "precision": prep.precision,
-            "torch": str(torch.__version__),
-            "host": device.host(),
-            "code": code_version(),
-            "data_md5": {
-                n: data.md5(outputs.RAW / params.dataset / n) for n in data_files(params.dataset)
-            },
-            "packed": 1,
-            "concurrent": job.concurrent,
-            "dvc": None,
-        }
-    )
-    if shipped(params.dataset):
-        return record, None
-    index = torch.as_tensor(wrong["index"], dtype=torch.long, device=prep.test.images.device)
-    return record, prep.test.images[index].cpu().numpy()
-
-
-def worker_main(argv: list[str] | None = None) -> None:
-    """Entry point of a worker: train the job's run, write its record, drop its checkpoint."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        raise NormlabError("usage: python -m normlab.analysis.runner '<job as JSON>'")
-    job = Job(**json.loads(argv[0]))
-    checkpoint.prune()  # abandoned runs' checkpoints, as the train stage does
-    ensure_data(job.params["dataset"])
-    record, images = work(job)
-    records.write(Path(job.record), record, images)
-    checkpoint_of(job).remove()
-    print(f"wrote {job.record}: final acc {record.final.acc:.2f} %", flush=True)
 
 
 # --- time estimates from records -------------------------------------------------------------
@@ -286,7 +118,7 @@ def commit_record(paths: list[Path], message: str, out: TextIO) -> None:
 
 def spawn(job: Job, log: Path | None) -> subprocess.Popen:
     """Start a worker for `job`, its output to `log` (or to this terminal)."""
-    args = [sys.executable, "-m", "normlab.analysis.runner", json.dumps(asdict(job))]
+    args = [sys.executable, "-m", "normlab.analysis.worker", json.dumps(asdict(job))]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if log is None:
         return subprocess.Popen(args, env=env)
@@ -319,7 +151,12 @@ class Runner:
 
     def start(self, run: Run, attempt: int) -> None:
         job = Job(
-            run.study, run.variant, run.seed, run.params, str(run.path), concurrent=len(self.active) + 1
+            run.study,
+            run.variant,
+            run.seed,
+            run.params,
+            str(run.path),
+            concurrent=len(self.active) + 1,
         )
         # several workers: each to its own log, so the terminal stays legible
         log = self.logs / f"{run.study}-{run.variant}-s{run.seed}.log" if self.logs else None
@@ -402,7 +239,3 @@ def run_all(
         return Runner(runs, known, jobs, commit, logs, out).run()
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-if __name__ == "__main__":
-    run_stage(worker_main)

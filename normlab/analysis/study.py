@@ -12,18 +12,17 @@ an interrupted study rerun with the same command resumes where it stopped. `--sh
 takes the I-th of N disjoint slices of the plan, so N machines can share a study and merge
 their records through git. `plan` lists the runs, which are done, and an estimate of the time
 the rest take from the seconds of similar records. `verify` retrains the run behind one record
-and says how its numbers compare with it.
+and says how its numbers compare with it (normlab.analysis.verify).
 """
 
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from normlab import checkpoint
-from normlab.analysis import records, runner, studies
+from normlab.analysis import records, runner, studies, verify
 from normlab.analysis.records import Record
 from normlab.analysis.studies import Plan, Run
 from normlab.errors import NormlabError, run_stage
@@ -166,78 +165,6 @@ def show_plan(the_plan: Plan, jobs: int, shard: str | None) -> None:
     print(f"{len(runs)} runs{sliced}: {len(runs) - len(left)} done, {len(left)} to run{eta}")
 
 
-def _compare(name: str, new: float, old: float, unit: str = "") -> tuple[str, bool]:
-    if new == old:
-        return f"{name}: {new}{unit} (record {old}{unit}): identical", True
-    return f"{name}: {new}{unit} vs record {old}{unit} ({new - old:+.4g}{unit})", False
-
-
-def compare(old: Record, new: Record) -> tuple[list[str], bool]:
-    """Lines comparing a retrained run with its record, and whether they are identical."""
-    checks = [
-        _compare("final acc", new.final.acc, old.final.acc, " %"),
-        _compare("final loss", new.final.loss, old.final.loss),
-        _compare("best acc", new.best.acc, old.best.acc, " %"),
-        _compare("best epoch", new.best.epoch, old.best.epoch),
-    ]
-    a = [h["test/acc"] for h in old.history]
-    b = [h["test/acc"] for h in new.history]
-    diffs = [(abs(x - y), i + 1) for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y]
-    if len(a) != len(b):
-        checks.append((f"test acc per epoch: {len(b)} epochs vs record {len(a)}", False))
-    elif diffs:
-        worst, epoch = max(diffs)
-        checks.append(
-            (
-                f"test acc per epoch: {len(diffs)} of {len(a)} epochs differ, most by "
-                f"{worst:.4g} points (epoch {epoch})",
-                False,
-            )
-        )
-    else:
-        checks.append((f"test acc per epoch: identical over {len(a)} epochs", True))
-    return [line for line, _ in checks], all(same for _, same in checks)
-
-
-def verify(path: Path, device: str | None = None) -> int:
-    """Retrain the run behind one record from scratch; exit code 0 if it reproduces exactly.
-
-    `device` replaces the record's (a run made with device: cuda, checked on a CPU): where a
-    run goes is not part of what it is, though its digits may differ there."""
-    old = records.read(path)
-    params = {**old.params, "device": device or old.params["device"]}
-    records.identity(params)  # an unknown device name: one line, before any work
-    runner.ensure_data(old.dataset)
-    print(
-        f"retraining {old.label()} from {path}: recorded on {old.host} ({old.precision}, "
-        f"{old.seconds:.0f} s, code {old.code[:12]})",
-        flush=True,
-    )
-    with tempfile.TemporaryDirectory(prefix="normlab-verify-") as tmp:
-        job = runner.Job(
-            old.study,
-            old.variant,
-            old.seed,
-            params,
-            str(Path(tmp) / "s.json"),
-            concurrent=1,
-            checkpoint=str(Path(tmp) / "checkpoint.pt"),
-        )
-        new, _ = runner.work(job)
-    lines, same = compare(old, new)
-    print(f"retrained on {new.host} ({new.precision}, {new.seconds:.0f} s, code {new.code[:12]})")
-    print("\n".join(lines))
-    if same:
-        print(f"verdict: identical to {path}")
-    else:
-        place = "the same" if (old.host, old.precision) == (new.host, new.precision) else "another"
-        print(
-            f"verdict: differs from {path} (on {place} machine type and precision; across "
-            "machine types expect the same run statistically, not digit for digit)"
-        )
-    return 0 if same else 1
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
@@ -274,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--device", help="train on this device instead of the record's (cpu, cuda…)")
     args = parser.parse_args(argv)
     if args.command == "verify":
-        sys.exit(verify(args.record, args.device))
+        sys.exit(verify.verify(args.record, args.device))
     if args.jobs < 1:
         raise NormlabError(f"--jobs {args.jobs}: must be at least 1")
     the_plan = plan_from_args(args, argv)

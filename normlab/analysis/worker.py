@@ -1,0 +1,190 @@
+"""One run of a study, in-process: train it with the training library, score it, write its
+record (and, for a dataset the repo does not ship, its misclassified images) atomically.
+
+    python -m normlab.analysis.worker '<job as JSON>'
+
+normlab.analysis.runner starts one such process per run; `verify` (normlab.analysis.verify)
+calls `work` directly. The run trains from its per-epoch checkpoint in normlab's cache
+(`checkpoint.cache_path`) when one is there, so a killed worker's run resumes on its restart.
+"""
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from normlab import checkpoint, config, data, device, evaluation, fetch, loop, outputs, plots
+from normlab.analysis import records
+from normlab.analysis.records import Record
+from normlab.errors import NormlabError, run_stage
+from normlab.features import feature_probe
+from normlab.models import count_params
+from normlab.prepare import prepare
+
+PROBE_IMAGES = 256  # as stages/train.py: the fixed test batch whose features are tracked per epoch
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker is told to do (JSON on its command line)."""
+
+    study: str
+    variant: str
+    seed: int
+    params: dict
+    record: str  # path of the record to write
+    concurrent: int  # runs this machine trains at once, this one included
+    checkpoint: str | None = None  # None: normlab's cache, keyed by fingerprint (resumable)
+
+
+def _git(*args: str) -> str | None:
+    proc = subprocess.run(["git", *args], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def code_version() -> str:
+    """The commit the run's code is at, with -dirty when tracked files differ from it."""
+    head = _git("rev-parse", "HEAD")
+    if head is None:
+        return "unknown (not a git repository)"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return head + ("-dirty" if dirty else "")
+
+
+def data_files(dataset: str) -> tuple[str, ...]:
+    """The files of data/raw/<dataset>/ that training reads."""
+    return data.CIFAR_MEMBERS if data.spec(dataset).format == "cifar" else data.IDX_FILES
+
+
+def ensure_data(dataset: str) -> None:
+    """Download (md5-checked) a dataset whose files are not all in data/raw/<dataset>/ yet."""
+    root = outputs.RAW / dataset
+    if not all((root / name).is_file() for name in data_files(dataset)):
+        for line in fetch.download(dataset, root):
+            print(line, flush=True)
+
+
+def shipped(dataset: str) -> bool:
+    """Whether git carries the dataset (data/<dataset>/, MNIST): then a clone can redraw a
+    misclassified grid from test indices; otherwise the record keeps the images beside it."""
+    return bool(_git("ls-files", "--", str(fetch.SHIPPED / dataset)))
+
+
+def _misclassified(actual: np.ndarray, predicted: np.ndarray, confidence: np.ndarray) -> dict:
+    wrong = outputs.misclassified(actual, predicted)
+    return {
+        "index": wrong.tolist(),
+        "predicted": predicted[wrong].tolist(),
+        "actual": actual[wrong].tolist(),
+        "confidence": [round(float(c), 4) for c in confidence[wrong]],
+    }
+
+
+def checkpoint_of(job: Job) -> checkpoint.Checkpoint:
+    """The job's own checkpoint path, or the cache's, keyed by the run's params and code."""
+    fingerprint = checkpoint.fingerprint(job.params)
+    path = Path(job.checkpoint) if job.checkpoint else checkpoint.cache_path(fingerprint)
+    return checkpoint.Checkpoint(path, fingerprint)
+
+
+def work(job: Job) -> tuple[Record, np.ndarray | None]:
+    """Train and score one run; return its record and, for a dataset the repo does not ship,
+    the misclassified test images (the grid must be redrawable from the repo alone)."""
+    params = config.Params.model_validate(job.params)
+    prep = prepare(params)
+    saved = checkpoint_of(job)
+    model = device.compile_model(prep.model, prep.device) if params.engine.compile else prep.model
+    probe = feature_probe(prep.batcher(prep.test.images[:PROBE_IMAGES], train=False))
+    fitted = loop.fit(
+        model,
+        train=prep.train,
+        test=prep.test,
+        batcher=prep.batcher,
+        recipe=params.recipe,
+        l1=params.l1,
+        l2=params.l2,
+        seed=params.seed,
+        eval_batch_size=params.engine.eval_batch_size,
+        autocast=prep.autocast,
+        checkpoint=saved,
+        probe=probe,
+    )
+    ev = evaluation.evaluate(
+        prep.model,
+        prep.test,
+        prep.batcher,
+        params.engine.eval_batch_size,
+        prep.autocast,
+        params.recipe.tta,
+    )
+    actual, predicted = prep.test.labels.cpu().numpy(), ev.predictions.numpy()
+    metrics = outputs.eval_metrics(
+        history=fitted.history,
+        acc=ev.acc,
+        loss=ev.loss,
+        actual=actual,
+        predicted=predicted,
+        classes=prep.classes,
+        param_count=count_params(prep.model),
+    )
+    wrong = _misclassified(actual, predicted, ev.confidence.numpy())
+    record = Record.model_validate(
+        {
+            "schema": records.SCHEMA,
+            "study": job.study,
+            "variant": job.variant,
+            "seed": job.seed,
+            "dataset": params.dataset,
+            "key": records.identity(job.params),
+            "params": job.params,
+            "history": fitted.history,
+            "final": metrics["test"],
+            "best": {k: metrics["best"][k] for k in ("acc", "epoch")},
+            "train": metrics["train"],
+            "gap": metrics["gap"],
+            "learned": metrics["learned"],
+            "per_class_acc": metrics["per_class_acc"],
+            "confusion": plots.confusion_matrix(actual, predicted, len(prep.classes)).tolist(),
+            "misclassified": wrong,
+            "param_count": metrics["params"],
+            "weights": metrics["weights"],
+            "seconds": round(fitted.seconds, 2),
+            "device": str(prep.device),
+            "precision": prep.precision,
+            "torch": str(torch.__version__),
+            "host": device.host(),
+            "code": code_version(),
+            "data_md5": {
+                n: data.md5(outputs.RAW / params.dataset / n) for n in data_files(params.dataset)
+            },
+            "packed": 1,
+            "concurrent": job.concurrent,
+            "dvc": None,
+        }
+    )
+    if shipped(params.dataset):
+        return record, None
+    index = torch.as_tensor(wrong["index"], dtype=torch.long, device=prep.test.images.device)
+    return record, prep.test.images[index].cpu().numpy()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of a worker: train the job's run, write its record, drop its checkpoint."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        raise NormlabError("usage: python -m normlab.analysis.worker '<job as JSON>'")
+    job = Job(**json.loads(argv[0]))
+    checkpoint.prune()  # abandoned runs' checkpoints, as the train stage does
+    ensure_data(job.params["dataset"])
+    record, images = work(job)
+    records.write(Path(job.record), record, images)
+    checkpoint_of(job).remove()
+    print(f"wrote {job.record}: final acc {record.final.acc:.2f} %", flush=True)
+
+
+if __name__ == "__main__":
+    run_stage(main)
