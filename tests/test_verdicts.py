@@ -11,6 +11,7 @@ from scipy import stats
 
 from conftest import params_dict
 from normlab import config, data
+from normlab.analysis import stats as st
 from normlab.analysis import verdicts as vd
 
 
@@ -146,17 +147,17 @@ def runs_of(variant: str, accs: list[float], **kw) -> list[vd.Run]:
 
 def test_holm_matches_a_hand_computation():
     # sorted: 0.005·4 = 0.02; 0.01·3 = 0.03; 0.03·2 = 0.06; 0.04·1 = 0.04 → max(0.06, 0.04)
-    assert vd.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert st.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     # NaN (an untestable pair) is left out of the family: m = 2
-    adjusted = vd.holm([0.02, math.nan, 0.04])
+    adjusted = st.holm([0.02, math.nan, 0.04])
     assert adjusted[0] == pytest.approx(0.04) and adjusted[2] == pytest.approx(0.04)
     assert math.isnan(adjusted[1])
-    assert vd.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert st.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
 
 
 def test_welch_by_hand():
     a, b = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0]  # means 2 and 4, variances 1 and 4
-    d = vd.welch(a, b)
+    d = st.welch(a, b)
     se = math.sqrt(1 / 3 + 4 / 3)
     df = (5 / 3) ** 2 / ((1 / 3) ** 2 / 2 + (4 / 3) ** 2 / 2)
     half = stats.t.ppf(0.975, df) * se
@@ -167,18 +168,18 @@ def test_welch_by_hand():
 
 def test_minimum_detectable_difference_by_hand():
     # sd 0.1 in both groups of 3: (t(0.975, 4) + t(0.80, 4)) · 0.1 · √(2/3) = 3.7174 · 0.08165
-    d = vd.welch([99.2, 99.3, 99.4], [99.0, 99.1, 99.2])
+    d = st.welch([99.2, 99.3, 99.4], [99.0, 99.1, 99.2])
     assert d.mdd == pytest.approx((2.776445 + 0.940965) * 0.1 * math.sqrt(2 / 3), rel=1e-4)
     assert d.mdd == pytest.approx(0.3035, abs=1e-4)
 
 
 def test_tost_needs_the_90_percent_ci_inside_the_margin():
     a, b = [99.30, 99.32, 99.31, 99.33], [99.31, 99.29, 99.30, 99.32]
-    d = vd.welch(a, b)
-    assert vd.inside(d, -0.1, 0.1) < 0.05  # clearly within ±0.1
-    assert vd.inside(d, -0.001, 0.001) > 0.05  # not shown within ±0.001
-    far = vd.welch([v + 1 for v in a], b)
-    assert vd.outside(far, -0.1, 0.1) < 0.05 and vd.inside(far, -0.1, 0.1) > 0.5
+    d = st.welch(a, b)
+    assert st.inside(d, -0.1, 0.1) < 0.05  # clearly within ±0.1
+    assert st.inside(d, -0.001, 0.001) > 0.05  # not shown within ±0.001
+    far = st.welch([v + 1 for v in a], b)
+    assert st.outside(far, -0.1, 0.1) < 0.05 and st.inside(far, -0.1, 0.1) > 0.5
 
 
 @pytest.mark.parametrize(
@@ -201,8 +202,8 @@ def test_one_seed_at_chance_is_named_and_not_averaged_in():
     bn = vd.group("bn", runs_of("bn", [99.3, 99.35, 99.28]), [99.3, 99.35, 99.28])
     assert none.failed_text() == "1 of 3 seeds stayed at chance, 11.35 % (seed 2)"
     assert list(none.usable) == [99.2, 99.25]
-    diff = vd.welch(none.usable, bn.usable)
-    text = vd.compare(none, bn, diff, vd.holm([diff.p])[0])
+    diff = st.welch(none.usable, bn.usable)
+    text = vd.compare(none, bn, diff, st.holm([diff.p])[0])
     assert "1 of 3 seeds stayed at chance, 11.35 % (seed 2) (did not learn)" in text
     assert "the 2 that learned are compared" in text
     assert abs(diff.high - diff.low) < 1  # not a CI of ±124 points
@@ -213,12 +214,12 @@ def test_a_variant_where_no_seed_learned_is_compared_on_all_its_runs():
     accs = [11.35, 11.36, 11.34]
     inorm = vd.group("in", runs_of("in", accs), accs)
     bn = vd.group("bn", runs_of("bn", [99.3, 99.35, 99.28]), [99.3, 99.35, 99.28])
-    diff = vd.welch(inorm.usable, bn.usable)
+    diff = st.welch(inorm.usable, bn.usable)
     text = vd.compare(inorm, bn, diff, diff.p)
     assert text.startswith("**in** is lower than **bn** by 87.96 points")
     assert "in did not learn: 3 of 3 seeds stayed at chance" in text
 
 
 def test_zero_spread_is_not_testable_rather_than_certain():
-    d = vd.welch([99.0, 99.0], [99.0, 99.0])
+    d = st.welch([99.0, 99.0], [99.0, 99.0])
     assert not d.testable and "no spread between seeds" in vd.numbers(d, math.nan)

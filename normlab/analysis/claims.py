@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from normlab.analysis import stats
 from normlab.analysis import verdicts as vd
 from normlab.errors import NormlabError
 
@@ -206,7 +207,7 @@ class Test:
     """One pair (or variant) of a claim, with p for and against the claim."""
 
     label: str
-    diff: vd.Diff
+    diff: stats.Diff
     p_for: float  # small: the data back the claim
     p_against: float  # small: the data back the opposite
     groups: tuple[vd.Group, ...]
@@ -270,7 +271,7 @@ def _value(claim: Any) -> tuple[Callable[[vd.Run], float], str]:
     return (lambda r: error_share(r, claim.classes)), "points"
 
 
-def _directional(diff: vd.Diff, want_positive: bool) -> tuple[float, float]:
+def _directional(diff: stats.Diff, want_positive: bool) -> tuple[float, float]:
     """(p for, p against) a claimed sign: the two-sided p counts for the side it falls on."""
     if not diff.testable:
         return math.nan, math.nan
@@ -282,7 +283,7 @@ def _test(claim: Any, unit: tuple[str, ...], groups: tuple[vd.Group, ...], label
     kind = claim.kind
     if len(unit) == 1:
         level = claim.level if kind == "reaches" else 100.0 * claim.share
-        diff = vd.one_sample(groups[0].usable, level)
+        diff = stats.one_sample(groups[0].usable, level)
         p_for, p_against = _directional(diff, want_positive=True)
         what = "share of errors in the pairs" if kind == "confusions" else "mean"
         label = f"{unit[0]} {what} − {level:g} %"
@@ -291,18 +292,18 @@ def _test(claim: Any, unit: tuple[str, ...], groups: tuple[vd.Group, ...], label
         # similar: A − B within ±margin; costs: B − A within [low, high]
         a, b = (0, 1) if kind == "similar" else (1, 0)
         low, high = (-claim.margin, claim.margin) if kind == "similar" else claim.range
-        diff = vd.welch(groups[a].usable, groups[b].usable)
+        diff = stats.welch(groups[a].usable, groups[b].usable)
         note = f"within [{low:+g}, {high:+g}] points: TOST"
         return Test(
             f"{unit[a]} − {unit[b]}",
             diff,
-            vd.inside(diff, low, high),
-            vd.outside(diff, low, high),
+            stats.inside(diff, low, high),
+            stats.outside(diff, low, high),
             groups,
             label_unit,
             note,
         )
-    diff = vd.welch(groups[0].usable, groups[1].usable)
+    diff = stats.welch(groups[0].usable, groups[1].usable)
     p_for, p_against = _directional(diff, want_positive=kind == "higher")
     return Test(f"{unit[0]} − {unit[1]}", diff, p_for, p_against, groups, label_unit)
 
@@ -366,12 +367,11 @@ def _line(test: Test, p_adj: tuple[float, float], claim: Any) -> str:
     """'A − B = +0.50 points (95 % CI …; p = …, Holm p = …; n = 4 vs 4)', with the runs that
     did not learn. p_adj: the Holm-adjusted (p for, p against)."""
     d = test.diff
-    n = " vs ".join(map(str, d.n))
+    n = vd.sizes(d)
     notes = "".join(f"; {g.basis()}" for g in test.groups if g.basis())
     head = f"{test.label} = {vd.signed(d.estimate)} {test.unit}"
     if not d.testable:
-        why = "fewer than 2 runs" if min(d.n) < 2 else "no spread between seeds"
-        return f"{head}, not testable ({why}; n = {n}){notes}"
+        return f"{head}, not testable ({vd.untestable(d)}; n = {n}){notes}"
     if test.note:  # an interval: the TOST for it, the test of lying outside against it
         p = (
             f"{test.note} p = {vd.fmt_p(test.p_for)}, Holm p = {vd.fmt_p(p_adj[0])}; outside it: "
@@ -387,17 +387,17 @@ def _line(test: Test, p_adj: tuple[float, float], claim: Any) -> str:
 
 def _verdict(claim: Any, tests: list[Test]) -> Verdict:
     """Holm within the claim's family, then: all for → supported; any against → contradicted."""
-    adj_for = vd.holm([t.p_for for t in tests])
-    adj_against = vd.holm([t.p_against for t in tests])
+    adj_for = stats.holm([t.p_for for t in tests])
+    adj_against = stats.holm([t.p_against for t in tests])
     adjusted = list(zip(adj_for, adj_against, strict=True))
     detail = "; ".join(_line(t, p, claim) for t, p in zip(tests, adjusted, strict=True))
     if len(tests) > 1:
         detail += f" — one family, Holm over its {len(tests)} tests"
-    if all(p < vd.ALPHA for p in adj_for):
+    if all(p < stats.ALPHA for p in adj_for):
         return Verdict(claim, WORDS[0], detail)
-    if any(p < vd.ALPHA for p in adj_against):
+    if any(p < stats.ALPHA for p in adj_against):
         return Verdict(claim, WORDS[1], detail)
-    ns = sorted({" vs ".join(map(str, t.diff.n)) for t in tests})
+    ns = sorted({vd.sizes(t.diff) for t in tests})
     mdds = [t.diff.mdd for t in tests if math.isfinite(t.diff.mdd)]
     if mdds and not any(t.note for t in tests):
         detail += f"; smallest difference this n could detect: {max(mdds):.2f} {tests[0].unit}"

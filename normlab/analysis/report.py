@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from normlab import data
+from normlab import data, outputs
 from normlab.analysis import claims as cl
 from normlab.analysis import figures
 from normlab.analysis import verdicts as vd
+from normlab.analysis.stats import describe
 from normlab.errors import NormlabError, run_stage
 from normlab.io import atomic_path, write_text
 
@@ -99,7 +100,7 @@ def cell(runs: Sequence[vd.Run], value=lambda r: r.acc, digits: int = 2) -> str:
     if not runs:
         return "–"
     g = vd.group("", runs, [value(r) for r in runs])
-    stats = vd.describe(g.usable)
+    stats = describe(g.usable)
     if not g.failed:
         return f"{vd.pm(stats, digits)} ({stats.n})"
     if not g.learned:
@@ -225,21 +226,7 @@ def verdict_lines(study: Study) -> list[str]:
     if not found:
         return ["- no pair of variants here differs only in the norm or only in l1/l2."]
     groups = {v: vd.group(v, study.of(v), [r.acc for r in study.of(v)]) for v in study.variants}
-    diffs = [vd.welch(groups[a].usable, groups[b].usable) for a, b in found]
-    adjusted = vd.holm([d.p for d in diffs])
-    lines = [
-        f"- {vd.compare(groups[a], groups[b], d, p)}"
-        for (a, b), d, p in zip(found, diffs, adjusted, strict=True)
-    ]
-    return [
-        f"Family: {'these' if len(found) > 1 else 'this'} {len(found)} "
-        f"comparison{'s' if len(found) > 1 else ''} of final test accuracy (Welch's t, 95 % CI); "
-        f"the word follows the Holm-adjusted p (< {vd.ALPHA}), raw p beside it. 'Not "
-        f"detectable' is not 'equal': each gives the smallest difference its n could detect "
-        f"({vd.MDD_RULE}).",
-        "",
-        *lines,
-    ]
+    return vd.family(groups, found)
 
 
 def study_table(study: Study) -> str:
@@ -247,7 +234,7 @@ def study_table(study: Study) -> str:
     for variant, overrides in study.variants.items():
         runs = study.of(variant)
         g = vd.group(variant, runs, [r.acc for r in runs])
-        stats = vd.describe(g.usable)
+        stats = describe(g.usable)
         planned = len(runs) + sum(1 for v, _ in study.missing if v == variant)
         rows.append(
             [
@@ -282,8 +269,7 @@ def study_table(study: Study) -> str:
 
 def usable(g: vd.Group, value, digits: int = 2) -> str:
     """mean ± std of another number over the same runs as the group's accuracy statistics."""
-    runs = [r for r in g.runs if not r.failure] or list(g.runs)
-    return vd.pm(vd.describe([value(r) for r in runs]), digits)
+    return vd.pm(describe([value(r) for r in vd.usable_runs(g.runs)]), digits)
 
 
 def size(study: Study) -> str:
@@ -352,7 +338,7 @@ def study_section(study: Study, out: Path) -> str:
         study_table(study),
         "",
         "Statistics over the runs that learned, or over all of a variant's runs when none did "
-        f"(a run that ends below chance + {vd.LEARN_MARGIN:g} points, or diverged, did not "
+        f"(a run that ends below chance + {outputs.CHANCE_MARGIN:g} points, or diverged, did not "
         "learn and is named). "
         "*final*: after the last epoch; *best epoch*: the highest test accuracy at any epoch "
         "(picked on the test set, so optimistic). Gap = train − test accuracy (train measured "
