@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from normlab.analysis import claims as cl
+from normlab.analysis import claims_file as cf
 from normlab.analysis import verdicts as vd
 from normlab.errors import NormlabError
 from test_verdicts import confusion, fake_record, history
@@ -12,7 +13,7 @@ from test_verdicts import confusion, fake_record, history
 
 def make_claim(**fields) -> object:
     base = {"id": "x1", "source": "999 (a)", "text": "a claim", "study": "fake"}
-    return cl.ClaimsFile.model_validate({"claims": [base | fields]}).claims[0]
+    return cf.ClaimsFile.model_validate({"claims": [base | fields]}).claims[0]
 
 
 def runs(variant: str, values: list[float], make=None, **kw) -> list[vd.Run]:
@@ -205,7 +206,7 @@ def test_a_bad_claims_file_is_one_line_naming_file_and_key(tmp_path, claim, expe
     base = {"id": "x1", "source": "s", "text": "t", "study": "s"}
     path.write_text(yaml.safe_dump({"claims": [base | claim]}))
     with pytest.raises(NormlabError) as err:
-        cl.load(path)
+        cf.load(path)
     message = str(err.value)
     assert message.startswith(f"{path}: {expected}") and "\n" not in message, message
 
@@ -214,7 +215,7 @@ def test_unreadable_and_duplicate_claims_files(tmp_path):
     path = tmp_path / "claims.yaml"
     path.write_text("claims: [\n")
     with pytest.raises(NormlabError, match="not valid YAML"):
-        cl.load(path)
+        cf.load(path)
     one = {
         "id": "x1",
         "source": "s",
@@ -225,11 +226,11 @@ def test_unreadable_and_duplicate_claims_files(tmp_path):
     }
     path.write_text(yaml.safe_dump({"claims": [one, one]}))
     with pytest.raises(NormlabError, match="claim id 'x1' is used twice"):
-        cl.load(path)
+        cf.load(path)
 
 
 def test_the_seeded_claims_cover_every_write_up_claim_and_wait_for_their_runs():
-    claims_file = cl.load()
+    claims_file = cf.load()
     sources = {c.source for c in claims_file.claims}
     expected = {
         f"{w} ({c})"

@@ -14,7 +14,7 @@ import yaml
 
 from conftest import ROOT
 from normlab import data
-from normlab.analysis import claims as cl
+from normlab.analysis import claims_file as cl
 from normlab.analysis import figures, records, report
 from normlab.analysis import verdicts as vd
 from normlab.errors import run_stage

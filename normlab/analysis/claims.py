@@ -1,9 +1,7 @@
-"""Claims as data (studies/claims.yaml): what the write-ups said, and what the runs say of it.
+"""What the runs say of each claim in studies/claims.yaml (the file's schema: claims_file.py).
 
-Every claim names its source, the study and variants it reads, the kind of test and every
-margin, threshold and metric — written down before the runs it reads land, so a claim is never
-tuned to its data. A claim over several pairs (e.g. GN vs BN at batch 16 and at batch 32) is
-one family: Holm-adjusted within it, supported only when every pair is.
+A claim over several pairs (e.g. GN vs BN at batch 16 and at batch 32) is one family:
+Holm-adjusted within it, supported only when every pair is.
 
 Verdicts: **supported**, **contradicted**, **not detectable with n = …** (with the smallest
 difference this n could have found), or **cannot be tested yet** (planned runs missing).
@@ -25,181 +23,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
-from typing import Annotated, Any, Literal
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing import Any
 
 from normlab.analysis import stats
 from normlab.analysis import verdicts as vd
+from normlab.analysis.claims_file import FILE
 from normlab.errors import NormlabError
 
-FILE = Path("studies/claims.yaml")
-PAIR_KINDS = ("higher", "similar", "costs", "steadier", "faster", "narrower-gap")
 WORDS = ("supported", "contradicted", "not detectable", "cannot be tested yet")
-
-
-class _Claim(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: str  # narrowed to one Literal by each kind's model below
-    id: str = Field(pattern=r"^[0-9a-z][0-9a-z-]*$")
-    source: str = Field(min_length=1)  # which write-up and claim, e.g. "001 (c)"
-    text: str = Field(min_length=1)
-    study: str = Field(min_length=1)
-    variants: list[str] | None = Field(default=None, min_length=1)
-    pairs: list[tuple[str, str]] | None = Field(default=None, min_length=1)
-    note: str = ""  # how the write-up's words became this test
-
-    @model_validator(mode="after")
-    def _one_way_to_name_variants(self) -> "_Claim":
-        if (self.variants is None) == (self.pairs is None):
-            raise ValueError("give either 'variants' or 'pairs' (a family), not both or neither")
-        pair_kind = self.kind in PAIR_KINDS
-        if not pair_kind and self.pairs is not None:
-            raise ValueError(f"kind {self.kind!r} reads single variants: use 'variants'")
-        if pair_kind and self.variants is not None and len(self.variants) != 2:
-            raise ValueError("'variants' must be [A, B] for this kind (or use 'pairs')")
-        return self
-
-    @property
-    def units(self) -> list[tuple[str, ...]]:
-        """What is tested: (A, B) pairs, or (A,) single variants."""
-        if self.pairs is not None:
-            return [tuple(p) for p in self.pairs]
-        if self.kind in PAIR_KINDS:
-            return [tuple(self.variants)]
-        return [(v,) for v in self.variants]
-
-    @property
-    def names(self) -> list[str]:
-        """Every variant the claim reads, in first-mention order."""
-        return list(dict.fromkeys(v for unit in self.units for v in unit))
-
-
-Metric = Literal["final", "best"]
-
-
-class Higher(_Claim):
-    kind: Literal["higher"]
-    metric: Metric
-
-
-class Similar(_Claim):
-    kind: Literal["similar"]
-    metric: Metric
-    margin: float = Field(gt=0)  # points
-
-
-class Costs(_Claim):
-    kind: Literal["costs"]
-    metric: Metric
-    range: tuple[float, float]  # B − A, points, low ≤ high
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "Costs":
-        if self.range[0] > self.range[1]:
-            raise ValueError("range must be [low, high] with low ≤ high")
-        return self
-
-
-class Reaches(_Claim):
-    kind: Literal["reaches"]
-    metric: Metric
-    level: float = Field(gt=0, le=100)  # test accuracy, %
-
-
-class Steadier(_Claim):
-    kind: Literal["steadier"]
-    series: Literal["test/loss", "test/acc", "train/loss", "train/acc"]
-    last: int = Field(ge=2)  # epochs
-
-
-class Faster(_Claim):
-    kind: Literal["faster"]
-    level: float = Field(gt=0, le=100)  # test accuracy, %
-
-
-class NarrowerGap(_Claim):
-    kind: Literal["narrower-gap"]
-
-
-class Confusions(_Claim):
-    kind: Literal["confusions"]
-    classes: list[tuple[str, str]] = Field(min_length=1)
-    share: float = Field(gt=0, lt=1)  # of all errors
-
-
-Claim = Annotated[
-    Higher | Similar | Costs | Reaches | Steadier | Faster | NarrowerGap | Confusions,
-    Field(discriminator="kind"),
-]
-
-
-class Reported(BaseModel):
-    """A number a write-up reported, shown beside normlab's (the replication tables)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    source: str = Field(min_length=1)  # "002"
-    study: str
-    variant: str
-    metric: Metric  # what the write-up's number is: final epoch or best epoch
-    acc: float = Field(ge=0, le=100)
-    note: str = ""
-
-
-class ClaimsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    claims: list[Claim] = Field(min_length=1)
-    reported: list[Reported] = []
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> "ClaimsFile":
-        seen: set[str] = set()
-        for claim in self.claims:
-            if claim.id in seen:
-                raise ValueError(f"claim id {claim.id!r} is used twice")
-            seen.add(claim.id)
-        return self
-
-
-def _where(raw: Any, loc: tuple) -> str:
-    """pydantic's location as the file's keys: claims[3] (id 002a).margin (tags dropped)."""
-    parts: list[str] = []
-    node = raw
-    for i, part in enumerate(loc):
-        if isinstance(part, int):
-            parts[-1] += f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            if isinstance(node, dict) and "id" in node and i == 1:
-                parts[-1] += f" (id {node['id']})"
-        elif i == 2 and loc[0] == "claims" and isinstance(node, dict) and node.get("kind") == part:
-            continue  # the discriminated union's tag, not a key of the file
-        else:
-            parts.append(str(part))
-            node = node.get(part) if isinstance(node, dict) else None
-    return ".".join(parts) or "top level"
-
-
-def load(path: Path = FILE) -> ClaimsFile:
-    """Read and validate a claims file; any problem is one line naming the file and the key."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise NormlabError(f"{path}: claims file not found") from None
-    except yaml.YAMLError as exc:
-        raise NormlabError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    try:
-        return ClaimsFile.model_validate(raw)
-    except ValidationError as exc:
-        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (a typo?)"
-        raise NormlabError(f"{path}: {_where(raw, err['loc'])}: {msg}") from None
 
 
 @dataclass(frozen=True)

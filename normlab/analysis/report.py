@@ -26,7 +26,7 @@ from typing import Any
 
 from normlab import data, outputs
 from normlab.analysis import claims as cl
-from normlab.analysis import figures
+from normlab.analysis import claims_file, figures
 from normlab.analysis import verdicts as vd
 from normlab.analysis.stats import describe
 from normlab.errors import NormlabError, run_stage
@@ -64,7 +64,7 @@ class Study:
 class Inputs:
     studies: tuple[Study, ...]  # the report's own studies, in plan order
     claims: tuple[tuple[Any, Study | None], ...] = ()  # each claim with its study (None: undefined)
-    reported: tuple[cl.Reported, ...] = ()
+    reported: tuple[claims_file.Reported, ...] = ()
     command: str = "python -m normlab.analysis.report"
     notes: tuple[str, ...] = field(default_factory=tuple)
     scope: str = ""  # what this report is when it is not the project's answer (a profile …)
@@ -522,7 +522,7 @@ def _parser() -> argparse.ArgumentParser:
         "default studies, results/<profile or file name>/ otherwise)",
     )
     parser.add_argument(
-        "--claims", type=Path, default=cl.FILE, help="claims file (default: %(default)s)"
+        "--claims", type=Path, default=claims_file.FILE, help="claims file (default: %(default)s)"
     )
     return parser
 
@@ -533,7 +533,7 @@ def _defining_files() -> dict[str, Path]:
 
     defined: dict[str, Path] = {}
     for path in sorted(Path("studies").glob("*.yaml")):
-        if path.resolve() != cl.FILE.resolve():
+        if path.resolve() != claims_file.FILE.resolve():
             for name in st.load_file(path).studies:
                 defined.setdefault(name, path)
     return defined
@@ -585,11 +585,9 @@ def main(argv: list[str] | None = None) -> None:
             f"no records for any of the {len(plan.runs)} planned runs: run "
             "`make study` first (with the same --file/--profile/--epochs/--set)"
         )
-    claims_file = cl.load(args.claims)
+    claimed = claims_file.load(args.claims)
     everything = out.resolve() == st.RESULTS.resolve()
-    with_studies = claim_studies(
-        claims_file.claims, {v.name: v for v in views}, everything, base, done
-    )
+    with_studies = claim_studies(claimed.claims, {v.name: v for v in views}, everything, base, done)
     command = " ".join(["python -m normlab.analysis.report", *map(shlex.quote, argv)])
     scope = (
         ""
@@ -601,7 +599,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
     own = {v.name for v in views}
-    reported = tuple(r for r in claims_file.reported if everything or r.study in own)
+    reported = tuple(r for r in claimed.reported if everything or r.study in own)
     inputs = Inputs(views, tuple(with_studies), reported, command, scope=scope)
     readme = build(inputs, out)
     print(f"wrote {readme}: {sum(len(v.runs) for v in views)} of {len(plan.runs)} planned runs")

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from normlab import config
+from normlab.analysis import yamlfile
 from normlab.analysis.records import identity
 from normlab.errors import NormlabError
 
@@ -86,8 +87,7 @@ class Plan:
 
 
 def _first_error(path: Path, exc: ValidationError) -> NormlabError:
-    # an unknown key explains the "missing" one that usually comes with it (a typo)
-    err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    err = yamlfile.first_error(exc)
     loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         return NormlabError(f"{path}: unknown key '{loc}' (a typo?)")
@@ -105,12 +105,7 @@ def _check_name(path: Path, label: str) -> None:
 
 def load_file(path: Path = DEFAULT_FILE) -> StudyFile:
     """Read and validate a study file; any problem is one line naming the file and key."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise NormlabError(f"{path}: study file not found") from None
-    except yaml.YAMLError as exc:
-        raise NormlabError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    raw = yamlfile.read(path, "study file")
     try:
         parsed = StudyFile.model_validate(raw)
     except ValidationError as exc:
