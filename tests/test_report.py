@@ -14,8 +14,9 @@ import yaml
 
 from conftest import ROOT
 from normlab import data
+from normlab.analysis import accuracy, misclassified, plotting, records, report, sections
 from normlab.analysis import claims_file as cl
-from normlab.analysis import figures, records, report
+from normlab.analysis import curves as curve_figures
 from normlab.analysis import verdicts as vd
 from normlab.errors import run_stage
 from test_verdicts import fake_record
@@ -142,25 +143,25 @@ def test_seed_bands_for_dvc(built):
 
 def test_figures_fit_the_runs_that_learned(tmp_path):
     runs = fake_study("norms", NORMS).runs
-    fig = figures.accuracy(runs, list(NORMS), "t", tmp_path / "a.png")
+    fig = accuracy.accuracy(runs, list(NORMS), "t", tmp_path / "a.png")
     learned, failed = fig.axes[0], fig.axes[1]
     assert learned.get_xlim()[1] < 5  # errors of 0.6–1.1 %, not 88.65 %
     assert failed.get_title().startswith("did not learn")
-    curves = figures.curves(runs, list(NORMS), "t", tmp_path / "c.png")
+    curves = curve_figures.curves(runs, list(NORMS), "t", tmp_path / "c.png")
     assert curves.axes[3].get_yscale() == "log" and curves.axes[3].get_ylim()[1] < 5
-    assert figures.log_ticks(0.6, 1.1) == [0.6, 0.7, 0.8, 1.0]
+    assert plotting.log_ticks(0.6, 1.1) == [0.6, 0.7, 0.8, 1.0]
 
 
 def test_grid_images_come_from_the_sidecar_or_the_shipped_mnist(tmp_path):
     mnist = vd.run_of(fake_record("s", "bn", 0, 99.0))
     expected = data.read_idx(ROOT / "data" / "mnist" / "t10k-images-idx3-ubyte.gz", 3)[:25]
-    assert (figures.grid_images(mnist, ROOT / "data") == expected[:, None]).all()
+    assert (misclassified.grid_images(mnist, ROOT / "data") == expected[:, None]).all()
     proxy = vd.run_of(fake_record("s", "bn", 0, 80.0, dataset="cifar10-proxy"))
-    assert figures.grid_images(proxy, ROOT / "data") is None  # no sidecar, not shipped
+    assert misclassified.grid_images(proxy, ROOT / "data") is None  # no sidecar, not shipped
     images = np.arange(25 * 3 * 32 * 32, dtype=np.uint8).reshape(25, 3, 32, 32)
     np.save(tmp_path / "s0.misclassified.npy", images)
     with_sidecar = dataclasses.replace(proxy, source=tmp_path / "s0.json")
-    assert (figures.grid_images(with_sidecar, ROOT / "data") == images).all()
+    assert (misclassified.grid_images(with_sidecar, ROOT / "data") == images).all()
 
 
 def test_pairs_are_the_comparisons_a_reader_makes():
@@ -173,7 +174,7 @@ def test_pairs_are_the_comparisons_a_reader_makes():
             "bn-bs16": ({"norm": "bn", "batch_size": 16}, [99.0, 99.1]),
         },
     )
-    assert report.pairs(study) == [("gn", "bn"), ("bn+l1", "bn")]
+    assert sections.pairs(study) == [("gn", "bn"), ("bn+l1", "bn")]
 
 
 # --- the CLI, on records in a throw-away git repo -------------------------------------------

@@ -1,0 +1,58 @@
+"""The report's confusion matrices: errors only (the diagonal hidden), summed over the seeds
+that learned, one panel per variant."""
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from normlab.analysis import plotting
+from normlab.analysis.verdicts import Run, usable_runs
+
+
+def confusion_counts(runs: Sequence[Run]) -> np.ndarray:
+    """Counts summed over the seeds that learned (over all when none did)."""
+    return np.sum([np.asarray(r.confusion) for r in usable_runs(runs)], axis=0)
+
+
+def confusion(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) -> Figure:
+    """Errors only (diagonal hidden), summed over seeds, one panel per variant."""
+    shown = [v for v in order if any(r.variant == v for r in runs)]
+    cols = min(4, len(shown))
+    rows = math.ceil(len(shown) / cols)
+    with plotting.style():
+        fig = Figure(figsize=(4.6 * cols, 4.4 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, variant in zip(axes.flat, shown, strict=False):
+            _confusion_panel(ax, variant, [r for r in runs if r.variant == variant])
+        fig.suptitle(title)
+        plotting.save(fig, path)
+    return fig
+
+
+def _confusion_panel(ax, variant: str, runs: Sequence[Run]) -> None:
+    counts = confusion_counts(runs)
+    errors = np.where(np.eye(len(counts), dtype=bool), 0, counts)
+    ax.axis("on")
+    ax.imshow(
+        np.ma.masked_where(np.eye(len(counts), dtype=bool), errors),
+        cmap="Reds",
+        vmin=0,
+        vmax=max(1, errors.max()),
+    )
+    for (i, j), value in np.ndenumerate(errors):
+        if i != j and value:
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=6)
+    names = [c[:9] for c in runs[0].classes]
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    used = len(usable_runs(runs))
+    ax.set(
+        xlabel="predicted",
+        ylabel="actual",
+        title=f"{variant}: {int(errors.sum())} errors in {used} runs",
+    )

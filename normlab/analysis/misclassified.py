@@ -1,0 +1,110 @@
+"""The report's grids of misclassified test images, one seed per variant, each image labelled
+predicted / actual (confidence). The images come from the record's sidecar, else by index from
+the test set the repo ships (data/<dataset>/, MNIST), so a clone redraws the same grid."""
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from normlab import data
+from normlab.analysis import plotting, records
+from normlab.analysis.verdicts import Run, usable_runs
+from normlab.fetch import SHIPPED
+from normlab.outputs import GRID  # misclassified images per variant (5 × 5), as evaluate draws
+
+LABEL_ROOM = 12  # pixels under each image for its label
+
+
+def grid_images(run: Run, shipped: Path = SHIPPED) -> np.ndarray | None:
+    """The run's misclassified test images (N×C×H×W uint8): from the record's sidecar when it
+    has one, else by index from the test images the repo ships (data/mnist/); None when
+    neither is there."""
+    if run.source is not None and records.sidecar(run.source).exists():
+        return np.load(records.sidecar(run.source))
+    test_images = shipped / run.dataset / "t10k-images-idx3-ubyte.gz"
+    if test_images.exists():
+        pixels = data.read_idx(test_images, 3)
+        return pixels[np.asarray(run.misclassified["index"], dtype=int)][:, None]
+    return None
+
+
+def _mosaic(images: np.ndarray, side: int) -> np.ndarray:
+    """N×C×H×W images → one canvas, `side` per row, with white room under each for a label."""
+    n, c, h, w = images.shape
+    canvas = np.full((side * (h + LABEL_ROOM), side * (w + 4), c), 255, dtype=np.uint8)
+    for k in range(min(n, side * side)):
+        r, q = divmod(k, side)
+        top, left = r * (h + LABEL_ROOM), q * (w + 4)
+        canvas[top : top + h, left : left + w] = images[k].transpose(1, 2, 0)
+    return canvas
+
+
+def misclassified(
+    runs: Sequence[Run],
+    order: Sequence[str],
+    title: str,
+    path: Path,
+    images: Callable[[Run], np.ndarray | None] = grid_images,
+) -> Figure:
+    """5 × 5 misclassified test images of one seed per variant (the lowest that learned),
+    each labelled predicted / actual and the confidence."""
+    chosen = {}
+    for variant in order:
+        mine = sorted((r for r in runs if r.variant == variant), key=lambda r: r.seed)
+        if mine:
+            chosen[variant] = usable_runs(mine)[0]
+    cols = min(4, len(chosen))
+    rows = math.ceil(len(chosen) / cols)
+    with plotting.style():
+        fig = Figure(figsize=(6 * cols, 6.4 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, run in zip(axes.flat, chosen.values(), strict=False):
+            _grid_panel(ax, run, images(run))
+        fig.suptitle(f"{title}\nlabels: predicted / actual (confidence)", fontsize=13)
+        plotting.save(fig, path)
+    return fig
+
+
+def _grid_panel(ax, run: Run, pixels: np.ndarray | None) -> None:
+    ax.set_title(f"{run.variant} (seed {run.seed})", fontsize=12, fontweight="bold")
+    if pixels is None or not len(pixels):
+        ax.text(
+            0.5,
+            0.5,
+            "no images: no misclassified test images stored with this record",
+            ha="center",
+            va="center",
+            wrap=True,
+            transform=ax.transAxes,
+        )
+        return
+    side = math.ceil(math.sqrt(min(len(pixels), GRID)))
+    canvas = _mosaic(pixels[:GRID], side)
+    ax.imshow(
+        canvas[..., 0] if canvas.shape[2] == 1 else canvas,
+        cmap="gray",
+        vmin=0,
+        vmax=255,
+        interpolation="nearest",
+    )
+    h, w = pixels.shape[2], pixels.shape[3]
+    wrong = run.misclassified
+    for k in range(min(len(pixels), GRID)):
+        r, q = divmod(k, side)
+        predicted = run.classes[wrong["predicted"][k]][:10]
+        actual = run.classes[wrong["actual"][k]][:10]
+        ax.text(
+            q * (w + 4) + w / 2,
+            r * (h + LABEL_ROOM) + h + 0.5,
+            f"{predicted} / {actual}\n({wrong['confidence'][k]:.2f})",
+            ha="center",
+            va="top",
+            fontsize=6.5,
+            color="firebrick",
+            linespacing=1.0,
+        )

@@ -1,0 +1,73 @@
+"""The report's plain view of a study: what was planned and the runs that have records.
+
+`build` (normlab.analysis.report) takes these views, so tests feed it fake runs in memory;
+`study_view` makes one from a plan (normlab.analysis.studies) and the records found
+(normlab.analysis.records).
+"""
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from normlab.analysis import studies
+from normlab.analysis import verdicts as vd
+from normlab.analysis.claims_file import Reported
+from normlab.analysis.records import Record
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study as the report sees it: what was planned and the runs that have records."""
+
+    name: str
+    description: str
+    dataset: str
+    epochs: int
+    seeds: tuple[int, ...]
+    variants: dict[str, str]  # variant → its overrides as text, in the study's order
+    runs: tuple[vd.Run, ...]
+    missing: tuple[tuple[str, int], ...] = ()  # planned (variant, seed) without a record
+
+    def of(self, variant: str) -> list[vd.Run]:
+        return [r for r in self.runs if r.variant == variant]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything one report is built from."""
+
+    studies: tuple[Study, ...]  # the report's own studies, in plan order
+    claims: tuple[tuple[Any, Study | None], ...] = ()  # each claim with its study (None: undefined)
+    reported: tuple[Reported, ...] = ()
+    command: str = "python -m normlab.analysis.report"
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    scope: str = ""  # what this report is when it is not the project's answer (a profile …)
+
+
+def study_view(
+    name: str, spec: studies.Study, planned: Sequence[studies.Run], done: dict[str, Record]
+) -> Study:
+    """A planned study with the runs that have records (relabelled with this study's names:
+    a run shared by two studies has one record, under the study that trained it)."""
+    runs, missing = [], []
+    for run in planned:
+        record = done.get(run.key)
+        if record is None:
+            missing.append((run.variant, run.seed))
+        else:
+            runs.append(dataclasses.replace(vd.run_of(record), study=name, variant=run.variant))
+    overrides = {
+        v: " ".join(f"{k}={val}" for k, val in o.items()) for v, o in spec.variants.items()
+    }
+    dataset = planned[0].params["dataset"] if planned else "?"
+    return Study(
+        name,
+        spec.description,
+        dataset,
+        spec.epochs,
+        tuple(spec.seeds),
+        overrides,
+        tuple(runs),
+        tuple(missing),
+    )
