@@ -146,7 +146,7 @@ def _scope(args: argparse.Namespace, out: Path) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
-    plan = study.plan_from_args(args, argv)
+    plan = study.plan_from_args(args)
     out = args.out or plan.out
     base = st.base_params()
     done = _done(out)

@@ -14,7 +14,7 @@ answer.
 
 import copy
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,15 +75,13 @@ class Run:
         return f"{self.study}/{self.variant}/s{self.seed}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """The runs of the chosen studies, and the options that produced them (for the report)."""
+    """The runs of the chosen studies, and where their records and report go."""
 
     runs: list[Run]
     studies: dict[str, Study]
-    profile: str | None
     out: Path  # results folder of this plan: its records are under out/runs
-    argv: list[str] = field(default_factory=list)
 
 
 def _first_error(path: Path, exc: ValidationError) -> NormlabError:
@@ -228,7 +226,7 @@ def plan(
                 resolved = resolve(base, name, variant, overrides)
                 path = out / "runs" / name / variant / f"s{seed}.json"
                 runs.append(Run(name, variant, seed, overrides, resolved, identity(resolved), path))
-    return Plan(runs, studies, profile, out)
+    return Plan(runs, studies, out)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -51,9 +51,9 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def plan_from_args(args: argparse.Namespace, argv: list[str]) -> Plan:
+def plan_from_args(args: argparse.Namespace) -> Plan:
     """The plan these options describe, from HEAD's params.yaml."""
-    the_plan = studies.plan(
+    return studies.plan(
         studies.load_file(args.file),
         studies.base_params(),
         args.study,
@@ -62,8 +62,6 @@ def plan_from_args(args: argparse.Namespace, argv: list[str]) -> Plan:
         studies.parse_sets(args.set),
         studies.results_dir(args.file, args.profile),
     )
-    the_plan.argv = argv
-    return the_plan
 
 
 def _sliced(the_plan: Plan, shard: str | None) -> tuple[list[Run], str]:
@@ -204,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(verify.verify(args.record, args.device))
     if args.jobs < 1:
         raise NormlabError(f"--jobs {args.jobs}: must be at least 1")
-    the_plan = plan_from_args(args, argv)
+    the_plan = plan_from_args(args)
     if args.command == "plan":
         show_plan(the_plan, args.jobs, args.shard)
     else:
