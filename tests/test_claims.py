@@ -16,7 +16,7 @@ def make_claim(**fields) -> object:
     return cf.ClaimsFile.model_validate({"claims": [base | fields]}).claims[0]
 
 
-def runs(variant: str, values: list[float], make=None, **kw) -> list[vd.Run]:
+def runs(variant: str, values: list[float], make=None, **kw) -> list[vd.Outcome]:
     """One run per value; `make(value)` → fake_record keywords (default: the final accuracy)."""
     made = []
     for seed, value in enumerate(values):
@@ -32,32 +32,32 @@ NOISY_A = [99.3, 99.5, 99.1, 99.4]
 NOISY_B = [99.35, 99.2, 99.45, 99.3]
 
 
-def accs(a: list[float], b: list[float]) -> list[vd.Run]:
+def accs(a: list[float], b: list[float]) -> list[vd.Outcome]:
     return runs("A", a) + runs("B", b)
 
 
-def wobbles(a: list[float], b: list[float]) -> list[vd.Run]:
+def wobbles(a: list[float], b: list[float]) -> list[vd.Outcome]:
     def make(w):
         return {"hist": history(6, 99.3, wobble=w), "epochs": 6}
 
     return runs("A", a, make) + runs("B", b, make)
 
 
-def reaching(a: list[int], b: list[int]) -> list[vd.Run]:
+def reaching(a: list[int], b: list[int]) -> list[vd.Outcome]:
     def make(epoch):
         return {"hist": history(8, 99.3, reach=epoch), "epochs": 8}
 
     return runs("A", a, make) + runs("B", b, make)
 
 
-def gaps(a: list[float], b: list[float]) -> list[vd.Run]:
+def gaps(a: list[float], b: list[float]) -> list[vd.Outcome]:
     def make(gap):
         return {"gap": gap}
 
     return runs("A", a, make) + runs("B", b, make)
 
 
-def shares(a: list[float]) -> list[vd.Run]:
+def shares(a: list[float]) -> list[vd.Outcome]:
     def make(share):
         return {"acc": 80.0, "conf": confusion(80.0, pair=(3, 5), share=share)}
 

@@ -22,7 +22,7 @@ from normlab.errors import run_stage
 from test_verdicts import fake_record
 
 
-def fake_study(name: str, spec: dict, dataset: str = "mnist", epochs: int = 3) -> report.Study:
+def fake_study(name: str, spec: dict, dataset: str = "mnist", epochs: int = 3) -> report.StudyView:
     """spec: variant → (fake_record keywords, final accuracies, one per seed)."""
     runs, variants = [], {}
     for variant, (kw, accs) in spec.items():
@@ -31,7 +31,7 @@ def fake_study(name: str, spec: dict, dataset: str = "mnist", epochs: int = 3) -
             record = fake_record(name, variant, seed, acc, dataset=dataset, epochs=epochs, **kw)
             runs.append(vd.run_of(record))
     seeds = tuple(range(max(len(a) for _, a in spec.values())))
-    return report.Study(name, f"a fake {name}", dataset, epochs, seeds, variants, tuple(runs))
+    return report.StudyView(name, f"a fake {name}", dataset, epochs, seeds, variants, tuple(runs))
 
 
 NORMS = {

@@ -172,9 +172,9 @@ def test_a_killed_worker_is_reported_and_its_run_resumes_from_its_checkpoint(tmp
     assert "verdict: identical" in check.stdout and "identical over 12 epochs" in check.stdout
 
 
-def _run(seed: int = 0) -> studies.Run:
+def _run(seed: int = 0) -> studies.PlannedRun:
     params = config.parse(params_dict({"seed": seed, "train.epochs": 2})).model_dump()
-    return studies.Run(
+    return studies.PlannedRun(
         "t", "bn", seed, {}, params, records.identity(params), Path(f"nowhere/s{seed}.json")
     )
 
@@ -213,7 +213,7 @@ def test_time_left_comes_from_similar_records():
     assert runner.estimate(other, known) is None
     assert runner.eta([_run(1), _run(2)], known, jobs=2) == "ETA 4 min"
     assert runner.eta([_run(1), _run(2)], known, jobs=1) == "ETA 8 min"
-    no = studies.Run("t", "x", 0, {}, other, records.identity(other), Path("x"))
+    no = studies.PlannedRun("t", "x", 0, {}, other, records.identity(other), Path("x"))
     assert runner.eta([_run(1), no], known, 1).startswith("no estimate (1 of 2")
     assert runner.duration(7300) == "2 h 02 min"
 

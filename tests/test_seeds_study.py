@@ -44,7 +44,7 @@ def plan(spec) -> studies.Plan:
     return studies.plan(spec, committed_params())
 
 
-def by_label(plan: studies.Plan) -> dict[str, studies.Run]:
+def by_label(plan: studies.Plan) -> dict[str, studies.PlannedRun]:
     return {run.label: run for run in plan.runs}
 
 

@@ -141,7 +141,7 @@ def fake_record(
     }
 
 
-def runs_of(variant: str, accs: list[float], **kw) -> list[vd.Run]:
+def runs_of(variant: str, accs: list[float], **kw) -> list[vd.Outcome]:
     return [vd.run_of(fake_record("fake", variant, s, a, **kw)) for s, a in enumerate(accs)]
 
 

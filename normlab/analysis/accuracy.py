@@ -11,10 +11,10 @@ from matplotlib.ticker import NullFormatter
 
 from normlab import config
 from normlab.analysis import plotting
-from normlab.analysis.verdicts import Run, chance, learned_runs, usable_runs
+from normlab.analysis.verdicts import Outcome, chance, learned_runs, usable_runs
 
 
-def accuracy(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) -> Figure:
+def accuracy(runs: Sequence[Outcome], order: Sequence[str], title: str, path: Path) -> Figure:
     """Final test error % per variant: every seed a dot, the mean a bar; runs that did not
     learn in a panel of their own (accuracy %, with chance marked)."""
     palette = plotting.colors(order)
@@ -52,7 +52,7 @@ def accuracy(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) 
     return fig
 
 
-def _failed_panel(ax, failed: Sequence[Run], y: dict[str, int]) -> None:
+def _failed_panel(ax, failed: Sequence[Outcome], y: dict[str, int]) -> None:
     """Runs that did not learn: their final accuracy, beside the chance level."""
     for variant in dict.fromkeys(r.variant for r in failed):
         mine = [r for r in failed if r.variant == variant]
@@ -80,16 +80,16 @@ def _failed_panel(ax, failed: Sequence[Run], y: dict[str, int]) -> None:
     ax.set_title(f"did not learn (dashed: chance, {level:g} %)", color="firebrick")
 
 
-def batch_norm_label(run: Run) -> str:
+def batch_norm_label(run: Outcome) -> str:
     p = run.params
     return config.variant_name(p["norm"], p["groups"], p["l1"], p["l2"])
 
 
-def batch_sizes(runs: Sequence[Run]) -> list[int]:
+def batch_sizes(runs: Sequence[Outcome]) -> list[int]:
     return sorted({int(r.params["recipe"]["batch_size"]) for r in runs})
 
 
-def batch(runs: Sequence[Run], title: str, path: Path) -> Figure:
+def batch(runs: Sequence[Outcome], title: str, path: Path) -> Figure:
     """Final test error % vs batch size per norm: mean of the seeds that learned, bars min–max."""
     good = usable_runs(runs)
     labels = list(dict.fromkeys(batch_norm_label(r) for r in runs))

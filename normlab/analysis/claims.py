@@ -41,7 +41,7 @@ class Test:
     diff: stats.Diff
     p_for: float  # small: the data back the claim
     p_against: float  # small: the data back the opposite
-    groups: tuple[vd.Group, ...]
+    groups: tuple[vd.VariantRuns, ...]
     unit: str
     note: str = ""
 
@@ -53,18 +53,18 @@ class Verdict:
     detail: str  # the numbers behind it
 
 
-def metric_of(run: vd.Run, metric: str) -> float:
+def metric_of(run: vd.Outcome, metric: str) -> float:
     return run.acc if metric == "final" else run.best_acc
 
 
-def spread(run: vd.Run, series: str, last: int) -> float:
+def spread(run: vd.Outcome, series: str, last: int) -> float:
     """Mean |change| of `series` between consecutive epochs over the last `last` epochs."""
     values = [h[series] for h in run.history][-last:]
     changes = [abs(b - a) for a, b in pairwise(values)]
     return sum(changes) / len(changes) if changes else math.nan
 
 
-def epochs_to(run: vd.Run, level: float) -> float:
+def epochs_to(run: vd.Outcome, level: float) -> float:
     """First epoch whose test accuracy is ≥ level; epochs + 1 when it never gets there."""
     for h in run.history:
         if h["test/acc"] >= level:
@@ -72,7 +72,7 @@ def epochs_to(run: vd.Run, level: float) -> float:
     return float(len(run.history) + 1)
 
 
-def error_share(run: vd.Run, pairs: Sequence[tuple[str, str]]) -> float:
+def error_share(run: vd.Outcome, pairs: Sequence[tuple[str, str]]) -> float:
     """Percent of the run's errors that fall between the named class pairs, either direction."""
     index = {name: i for i, name in enumerate(run.classes)}
     for name in (n for pair in pairs for n in pair):
@@ -87,7 +87,7 @@ def error_share(run: vd.Run, pairs: Sequence[tuple[str, str]]) -> float:
     return 100.0 * between / errors if errors else math.nan
 
 
-def _value(claim: Any) -> tuple[Callable[[vd.Run], float], str]:
+def _value(claim: Any) -> tuple[Callable[[vd.Outcome], float], str]:
     """What one run contributes to this kind of claim, and its unit."""
     kind = claim.kind
     if kind in ("higher", "similar", "costs", "reaches"):
@@ -110,7 +110,9 @@ def _directional(diff: stats.Diff, want_positive: bool) -> tuple[float, float]:
     return (diff.p, 1.0) if right_side else (1.0, diff.p)
 
 
-def _test(claim: Any, unit: tuple[str, ...], groups: tuple[vd.Group, ...], label_unit: str) -> Test:
+def _test(
+    claim: Any, unit: tuple[str, ...], groups: tuple[vd.VariantRuns, ...], label_unit: str
+) -> Test:
     kind = claim.kind
     if len(unit) == 1:
         level = claim.level if kind == "reaches" else 100.0 * claim.share
@@ -140,7 +142,7 @@ def _test(claim: Any, unit: tuple[str, ...], groups: tuple[vd.Group, ...], label
 
 
 def _lacking(
-    claim: Any, runs: dict[str, list[vd.Run]], missing: Sequence[tuple[str, int]]
+    claim: Any, runs: dict[str, list[vd.Outcome]], missing: Sequence[tuple[str, int]]
 ) -> list[str]:
     """Why the claim cannot be tested yet: planned runs without a record, or < 2 runs."""
     lacking = []
@@ -170,7 +172,7 @@ def _never(test: Test, claim: Any) -> str:
 
 def judge(
     claim: Any,
-    runs: Sequence[vd.Run],
+    runs: Sequence[vd.Outcome],
     missing: Sequence[tuple[str, int]] = (),
     defined: bool = True,
 ) -> Verdict:
@@ -180,7 +182,7 @@ def judge(
     defined: False when no study file defines the claim's study yet."""
     if not defined:
         return Verdict(claim, WORDS[3], f"study {claim.study} is not defined in a study file yet")
-    by_variant: dict[str, list[vd.Run]] = {}
+    by_variant: dict[str, list[vd.Outcome]] = {}
     for run in runs:
         by_variant.setdefault(run.variant, []).append(run)
     lacking = _lacking(claim, by_variant, missing)

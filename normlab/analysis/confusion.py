@@ -9,15 +9,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from normlab.analysis import plotting
-from normlab.analysis.verdicts import Run, usable_runs
+from normlab.analysis.verdicts import Outcome, usable_runs
 
 
-def confusion_counts(runs: Sequence[Run]) -> np.ndarray:
+def confusion_counts(runs: Sequence[Outcome]) -> np.ndarray:
     """Counts summed over the seeds that learned (over all when none did)."""
     return np.sum([np.asarray(r.confusion) for r in usable_runs(runs)], axis=0)
 
 
-def confusion(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) -> Figure:
+def confusion(runs: Sequence[Outcome], order: Sequence[str], title: str, path: Path) -> Figure:
     """Errors only (diagonal hidden), summed over seeds, one panel per variant."""
     shown = [v for v in order if any(r.variant == v for r in runs)]
     cols = min(4, len(shown))
@@ -34,7 +34,7 @@ def confusion(runs: Sequence[Run], order: Sequence[str], title: str, path: Path)
     return fig
 
 
-def _confusion_panel(ax, variant: str, runs: Sequence[Run]) -> None:
+def _confusion_panel(ax, variant: str, runs: Sequence[Outcome]) -> None:
     counts = confusion_counts(runs)
     errors = np.where(np.eye(len(counts), dtype=bool), 0, counts)
     ax.axis("on")

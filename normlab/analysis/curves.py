@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from normlab.analysis import plotting
-from normlab.analysis.verdicts import Run, learned_runs, usable_runs
+from normlab.analysis.verdicts import Outcome, learned_runs, usable_runs
 from normlab.features import PERCENTILES
 
 BANDS = (("test/acc", "test accuracy %"), ("test/loss", "test loss"))
@@ -26,7 +26,7 @@ CURVES = (
 )
 
 
-def curves(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) -> Figure:
+def curves(runs: Sequence[Outcome], order: Sequence[str], title: str, path: Path) -> Figure:
     """Loss and error per epoch, train and test, log scale: mean of the seeds that learned,
     band = their min–max (every run, dashed, when none learned)."""
     frame = plotting.history_frame(usable_runs(runs))
@@ -74,11 +74,11 @@ def curves(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) ->
     return fig
 
 
-def has_features(runs: Sequence[Run]) -> bool:
+def has_features(runs: Sequence[Outcome]) -> bool:
     return any("features/pre_norm/p01" in h for r in runs for h in r.history)
 
 
-def features(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) -> Figure:
+def features(runs: Sequence[Outcome], order: Sequence[str], title: str, path: Path) -> Figure:
     """Wu & He's Fig. 3 per variant: percentiles of the last block's norm input (top) and
     output (bottom) on a fixed test batch, per epoch, mean over the seeds that learned."""
     frame = plotting.history_frame(usable_runs(runs))
@@ -110,7 +110,7 @@ def features(runs: Sequence[Run], order: Sequence[str], title: str, path: Path) 
     return fig
 
 
-def bands(runs: Sequence[Run], order: Sequence[str]) -> pd.DataFrame:
+def bands(runs: Sequence[Outcome], order: Sequence[str]) -> pd.DataFrame:
     """Per variant, quantity and epoch: mean and std (ddof 1) over the seeds that learned, and
     the band mean ± std held inside [0, 100] % (accuracy) or [0, ∞) (loss): DVC's plot data."""
     frame = plotting.history_frame(usable_runs(runs))

@@ -5,13 +5,13 @@ misclassified); what they share is normlab.analysis.plotting."""
 from pathlib import Path
 
 from normlab.analysis import accuracy, confusion, curves, misclassified, tables
-from normlab.analysis.views import Study
+from normlab.analysis.views import StudyView
 from normlab.io import atomic_path
 
 BANDS_DIR = "bands"  # out/bands/<study>.csv, declared as a plot folder in dvc.yaml
 
 
-def study_figures(study: Study, out: Path) -> list[tuple[str, str]]:
+def study_figures(study: StudyView, out: Path) -> list[tuple[str, str]]:
     """Draw the study's figures into `out`; (file, caption) for each."""
     runs, order = list(study.runs), [v for v in study.variants if study.of(v)]
     head = f"{tables.long_title(study.dataset)} — study {study.name}"
@@ -47,7 +47,7 @@ def study_figures(study: Study, out: Path) -> list[tuple[str, str]]:
     return made
 
 
-def write_bands(study: Study, out: Path) -> Path:
+def write_bands(study: StudyView, out: Path) -> Path:
     path = out / BANDS_DIR / f"{study.name}.csv"
     order = [v for v in study.variants if study.of(v)]
     with atomic_path(path) as tmp:

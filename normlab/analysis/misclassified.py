@@ -11,14 +11,14 @@ from matplotlib.figure import Figure
 
 from normlab import data
 from normlab.analysis import plotting, records
-from normlab.analysis.verdicts import Run, usable_runs
+from normlab.analysis.verdicts import Outcome, usable_runs
 from normlab.fetch import SHIPPED
 from normlab.outputs import GRID  # misclassified images per variant (5 × 5), as evaluate draws
 
 LABEL_ROOM = 12  # pixels under each image for its label
 
 
-def grid_images(run: Run, shipped: Path = SHIPPED) -> np.ndarray | None:
+def grid_images(run: Outcome, shipped: Path = SHIPPED) -> np.ndarray | None:
     """The run's misclassified test images (N×C×H×W uint8): from the record's sidecar when it
     has one, else by index from the test images the repo ships (data/mnist/); None when
     neither is there."""
@@ -43,11 +43,11 @@ def _mosaic(images: np.ndarray, side: int) -> np.ndarray:
 
 
 def misclassified(
-    runs: Sequence[Run],
+    runs: Sequence[Outcome],
     order: Sequence[str],
     title: str,
     path: Path,
-    images: Callable[[Run], np.ndarray | None] = grid_images,
+    images: Callable[[Outcome], np.ndarray | None] = grid_images,
 ) -> Figure:
     """5 × 5 misclassified test images of one seed per variant (the lowest that learned),
     each labelled predicted / actual and the confidence."""
@@ -70,7 +70,7 @@ def misclassified(
     return fig
 
 
-def _grid_panel(ax, run: Run, pixels: np.ndarray | None) -> None:
+def _grid_panel(ax, run: Outcome, pixels: np.ndarray | None) -> None:
     ax.set_title(f"{run.variant} (seed {run.seed})", fontsize=12, fontweight="bold")
     if pixels is None or not len(pixels):
         ax.text(

@@ -28,7 +28,7 @@ from matplotlib.ticker import (
     NullFormatter,
 )
 
-from normlab.analysis.verdicts import Run, learned_runs
+from normlab.analysis.verdicts import Outcome, learned_runs
 from normlab.io import atomic_path
 
 STYLE = {"font.size": 9, "axes.titlesize": 10, "svg.hashsalt": "normlab", "path.simplify": False}
@@ -55,13 +55,13 @@ def colors(order: Sequence[str]) -> dict[str, tuple]:
     return {v: cmap(i % cmap.N) for i, v in enumerate(order)}
 
 
-def failed_note(runs: Sequence[Run]) -> str:
+def failed_note(runs: Sequence[Outcome]) -> str:
     """'did not learn, not drawn: none s1 stayed at chance (11.35 %)' or ''."""
     bad = [f"{r.label} {r.failure} ({r.acc:.2f} %)" for r in runs if r.failure]
     return "did not learn, not drawn: " + "; ".join(bad) if bad else ""
 
 
-def footnote(fig: Figure, runs: Sequence[Run]) -> None:
+def footnote(fig: Figure, runs: Sequence[Outcome]) -> None:
     """Under a figure that draws `verdicts.usable_runs(runs)`: which runs it leaves out, or that
     none learned."""
     note = failed_note(runs) if learned_runs(runs) else "no run learned: every run is drawn"
@@ -105,7 +105,7 @@ def epoch_axis(ax, frame: pd.DataFrame) -> None:
     ax.xaxis.set_major_locator(FixedLocator(epochs) if few else MaxNLocator(integer=True))
 
 
-def history_frame(runs: Sequence[Run]) -> pd.DataFrame:
+def history_frame(runs: Sequence[Outcome]) -> pd.DataFrame:
     """One row per run and epoch: variant, seed, epoch and every history key."""
     rows = [{"variant": r.variant, "seed": r.seed, **h} for r in runs for h in r.history]
     return pd.DataFrame(rows)

@@ -40,7 +40,7 @@ def identity(params: dict) -> str:
     return json.dumps(parsed.model_dump(exclude=set(PLACE_AND_SPEED)), sort_keys=True)
 
 
-class _Strict(BaseModel):
+class _RecordModel(BaseModel):
     # strict: "99.4" (a string) is no accuracy; extra="forbid": a typo'd key is no silent extra.
     model_config = ConfigDict(
         strict=True,
@@ -51,17 +51,17 @@ class _Strict(BaseModel):
     )
 
 
-class Score(_Strict):
+class Score(_RecordModel):
     acc: float  # percent
     loss: float
 
 
-class Best(_Strict):
+class Best(_RecordModel):
     acc: float
     epoch: int
 
 
-class Misclassified(_Strict):
+class Misclassified(_RecordModel):
     """The first wrong test images, enough to redraw the grid: test-set indices and labels."""
 
     index: list[int]
@@ -70,17 +70,17 @@ class Misclassified(_Strict):
     confidence: list[float]
 
 
-class Weights(_Strict):
+class Weights(_RecordModel):
     abs_sum: float
     small_frac: float
 
 
-class DvcExperiment(_Strict):
+class DvcExperiment(_RecordModel):
     name: str
     commit: str
 
 
-class Record(_Strict):
+class Record(_RecordModel):
     """One finished run (see the module docstring and .scratch/DESIGN.md for each field)."""
 
     version: Literal[1] = Field(alias="schema")  # `schema` in the file; pydantic owns .schema

@@ -25,7 +25,7 @@ from typing import Any
 
 from normlab.analysis import claims_file, records, sections, study, summary, writeups
 from normlab.analysis import studies as st
-from normlab.analysis.views import Inputs, Study, study_view
+from normlab.analysis.views import Inputs, StudyView, study_view
 from normlab.errors import NormlabError, run_stage
 from normlab.io import write_text
 
@@ -105,12 +105,16 @@ def _defining_files() -> dict[str, Path]:
 
 
 def claim_studies(
-    claims: Sequence[Any], own: dict[str, Study], everything: bool, base: dict, done: dict[str, Any]
-) -> list[tuple[Any, Study | None]]:
+    claims: Sequence[Any],
+    own: dict[str, StudyView],
+    everything: bool,
+    base: dict,
+    done: dict[str, Any],
+) -> list[tuple[Any, StudyView | None]]:
     """Each claim with the study it reads: one of this report's own studies; and when
     `everything` (the default report, results/), any study of the other studies/*.yaml files
     at its default plan. None: no file defines the study yet."""
-    views: dict[str, Study | None] = dict(own)
+    views: dict[str, StudyView | None] = dict(own)
     defined = _defining_files() if everything else {}
     for name in {c.study for c in claims} - set(views):
         if name in defined:

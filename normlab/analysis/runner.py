@@ -28,7 +28,7 @@ from typing import TextIO
 from normlab import checkpoint
 from normlab.analysis import records
 from normlab.analysis.records import Record
-from normlab.analysis.studies import Run
+from normlab.analysis.studies import PlannedRun
 from normlab.analysis.worker import Job, ensure_data
 
 USER_ERROR = 2  # run_stage's exit code for a NormlabError: deterministic, not worth a retry
@@ -58,7 +58,7 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:02.0f} min"
 
 
-def eta(runs: list[Run], known: list[Record], jobs: int) -> str:
+def eta(runs: list[PlannedRun], known: list[Record], jobs: int) -> str:
     """'ETA 12 min' for these runs at `jobs` at a time, or why there is none."""
     if not runs:
         return "nothing left"
@@ -74,7 +74,7 @@ def eta(runs: list[Run], known: list[Record], jobs: int) -> str:
 
 @dataclass
 class Active:
-    run: Run
+    run: PlannedRun
     attempt: int
     process: subprocess.Popen
     started: float
@@ -132,7 +132,7 @@ class Runner:
 
     def __init__(
         self,
-        runs: list[Run],
+        runs: list[PlannedRun],
         known: list[Record],
         jobs: int,
         commit: bool,
@@ -149,7 +149,7 @@ class Runner:
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
 
-    def start(self, run: Run, attempt: int) -> None:
+    def start(self, run: PlannedRun, attempt: int) -> None:
         job = Job(
             run.study,
             run.variant,
@@ -221,7 +221,7 @@ class Runner:
 
 
 def run_all(
-    runs: list[Run],
+    runs: list[PlannedRun],
     known: list[Record],
     *,
     jobs: int,

@@ -11,7 +11,7 @@ from normlab.analysis import verdicts as vd
 from normlab.analysis.records import PLACE_AND_SPEED
 from normlab.analysis.stats import describe
 from normlab.analysis.tables import alongside, datasets, long_title, markdown, plural, title
-from normlab.analysis.views import Study
+from normlab.analysis.views import StudyView
 
 
 def defining(params: dict) -> dict:
@@ -19,7 +19,7 @@ def defining(params: dict) -> dict:
     return {k: v for k, v in params.items() if k not in ("seed", *PLACE_AND_SPEED)}
 
 
-def pairs(study: Study) -> list[tuple[str, str]]:
+def pairs(study: StudyView) -> list[tuple[str, str]]:
     """The comparisons a reader makes, found from the params: a variant that differs from a
     BatchNorm variant only in the norm (and groups) → vs it; a penalized variant that differs
     from an unpenalized one only in l1/l2 → vs it."""
@@ -37,7 +37,7 @@ def pairs(study: Study) -> list[tuple[str, str]]:
     return found
 
 
-def verdict_lines(study: Study) -> list[str]:
+def verdict_lines(study: StudyView) -> list[str]:
     """Welch per pair on final test accuracy, Holm over the study's pairs (one family)."""
     found = pairs(study)
     if not found:
@@ -46,7 +46,7 @@ def verdict_lines(study: Study) -> list[str]:
     return vd.family(groups, found)
 
 
-def study_table(study: Study) -> str:
+def study_table(study: StudyView) -> str:
     rows = []
     for variant, overrides in study.variants.items():
         runs = study.of(variant)
@@ -84,7 +84,7 @@ def study_table(study: Study) -> str:
     return markdown(header, rows)
 
 
-def size(study: Study) -> str:
+def size(study: StudyView) -> str:
     runs = study.runs
     limits = sorted({r.params.get("limit", 0) for r in runs})
     images = ", ".join("all" if v == 0 else str(v) for v in limits) or "–"
@@ -98,8 +98,8 @@ def size(study: Study) -> str:
     )
 
 
-def study_section(study: Study, out: Path) -> str:
-    head = [f"### Study `{study.name}`: {study.description}", "", f"Size: {size(study)}.", ""]
+def study_section(study: StudyView, out: Path) -> str:
+    head = [f"### StudyView `{study.name}`: {study.description}", "", f"Size: {size(study)}.", ""]
     if not study.runs:
         return "\n".join(head + ["No records yet: run `make study` for it.", ""])
     lines = head + [
@@ -128,7 +128,7 @@ def study_section(study: Study, out: Path) -> str:
     return "\n".join(lines)
 
 
-def dataset_sections(studies: Sequence[Study], out: Path) -> list[str]:
+def dataset_sections(studies: Sequence[StudyView], out: Path) -> list[str]:
     sections = []
     for dataset in datasets(studies):
         mine = [s for s in studies if s.dataset == dataset]

@@ -30,11 +30,11 @@ DEFAULT_FILE = Path("studies/default.yaml")
 RESULTS = Path("results")
 
 
-class _Strict(BaseModel):
+class _StudyModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Study(_Strict):
+class Study(_StudyModel):
     """One study as written in the YAML file; `set` and variant values are params overrides."""
 
     description: str = ""
@@ -44,7 +44,7 @@ class Study(_Strict):
     variants: dict[str, dict[str, Any]] = Field(min_length=1)
 
 
-class Profile(_Strict):
+class Profile(_StudyModel):
     """A way to shrink any study: fewer variants, other seeds, fewer epochs, extra overrides."""
 
     variants: int | None = Field(default=None, ge=1)
@@ -53,13 +53,13 @@ class Profile(_Strict):
     set: dict[str, Any] = {}
 
 
-class StudyFile(_Strict):
+class StudyFile(_StudyModel):
     profiles: dict[str, Profile] = {}
     studies: dict[str, Study] = Field(min_length=1)
 
 
 @dataclass(frozen=True)
-class Run:
+class PlannedRun:
     """One planned run: a variant of a study with one seed, its params and its record's path."""
 
     study: str
@@ -79,7 +79,7 @@ class Run:
 class Plan:
     """The runs of the chosen studies, and where their records and report go."""
 
-    runs: list[Run]
+    runs: list[PlannedRun]
     studies: dict[str, Study]
     out: Path  # results folder of this plan: its records are under out/runs
 
@@ -225,7 +225,9 @@ def plan(
                 }
                 resolved = resolve(base, name, variant, overrides)
                 path = out / "runs" / name / variant / f"s{seed}.json"
-                runs.append(Run(name, variant, seed, overrides, resolved, identity(resolved), path))
+                runs.append(
+                    PlannedRun(name, variant, seed, overrides, resolved, identity(resolved), path)
+                )
     return Plan(runs, studies, out)
 
 
@@ -239,7 +241,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     )
 
 
-def shard(runs: list[Run], index: int, count: int) -> list[Run]:
+def shard(runs: list[PlannedRun], index: int, count: int) -> list[PlannedRun]:
     """The index-th (1-based) of `count` disjoint slices: runs sorted by identity key, dealt
     round-robin, so every machine computes the same slices from the same plan, whatever
     records it already has. A run planned twice (same key) lands in one slice."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from normlab import checkpoint
 from normlab.analysis import records, runner, studies, verify
 from normlab.analysis.records import Record
-from normlab.analysis.studies import Plan, Run
+from normlab.analysis.studies import Plan, PlannedRun
 from normlab.errors import NormlabError, run_stage
 
 
@@ -64,7 +64,7 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     )
 
 
-def _sliced(the_plan: Plan, shard: str | None) -> tuple[list[Run], str]:
+def _sliced(the_plan: Plan, shard: str | None) -> tuple[list[PlannedRun], str]:
     if shard is None:
         return the_plan.runs, ""
     index, count = studies.parse_shard(shard)
@@ -80,7 +80,7 @@ def _known() -> list[Record]:
     return known
 
 
-def todo(runs: list[Run], known: list[Record]) -> list[Run]:
+def todo(runs: list[PlannedRun], known: list[Record]) -> list[PlannedRun]:
     """The runs with no record of the same identity key, each key once."""
     done = records.done(known)
     seen, left = set(done), []
@@ -109,7 +109,7 @@ def _difference(old: dict, new: dict) -> str:
     )
 
 
-def check_room(runs: list[Run]) -> None:
+def check_room(runs: list[PlannedRun]) -> None:
     """A record of another run where a planned one must go is never overwritten."""
     for run in runs:
         if run.path.exists():

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from normlab.analysis import claims as cl
 from normlab.analysis import verdicts as vd
 from normlab.analysis.tables import cell, datasets, markdown, plural, title
-from normlab.analysis.views import Inputs, Study
+from normlab.analysis.views import Inputs, StudyView
 
 NORMS = ("bn", "gn", "ln", "in", "none")
 
 
-def main_study(studies: Sequence[Study], dataset: str) -> Study | None:
+def main_study(studies: Sequence[StudyView], dataset: str) -> StudyView | None:
     """The first study of a dataset with a variant named after a plain norm (bn, gn …)."""
     for study in studies:
         if study.dataset == dataset and any(v in NORMS for v in study.variants):
@@ -20,7 +20,7 @@ def main_study(studies: Sequence[Study], dataset: str) -> Study | None:
     return None
 
 
-def norm_table(studies: Sequence[Study]) -> str:
+def norm_table(studies: Sequence[StudyView]) -> str:
     shown = datasets(studies)
     mains = {d: main_study(studies, d) for d in shown}
     rows = [
@@ -53,7 +53,7 @@ def claims_summary(found: Sequence[cl.Verdict]) -> list[str]:
     return lines
 
 
-def hardware(runs: Sequence[vd.Run]) -> list[str]:
+def hardware(runs: Sequence[vd.Outcome]) -> list[str]:
     by_host = Counter((r.host, r.device, r.precision) for r in runs)
     return [
         f"- {host}: {n} runs on {device}, {precision}"
@@ -61,7 +61,7 @@ def hardware(runs: Sequence[vd.Run]) -> list[str]:
     ]
 
 
-def shared(runs: Sequence[vd.Run]) -> str:
+def shared(runs: Sequence[vd.Outcome]) -> str:
     """Say when runs shared their machine: their seconds include the waiting."""
     busy = [r for r in runs if r.concurrent > 1]
     if not busy:

@@ -7,7 +7,7 @@ from typing import Any
 from normlab import data
 from normlab.analysis import verdicts as vd
 from normlab.analysis.stats import describe
-from normlab.analysis.views import Study
+from normlab.analysis.views import StudyView
 from normlab.errors import NormlabError
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10-proxy")  # always in the report, runs or not
@@ -19,7 +19,7 @@ TITLES = {
 }
 
 
-def datasets(studies: Sequence[Study]) -> list[str]:
+def datasets(studies: Sequence[StudyView]) -> list[str]:
     """The report's datasets in order: DATASETS, then any other a study runs on."""
     return list(DATASETS) + sorted({s.dataset for s in studies} - set(DATASETS))
 
@@ -48,7 +48,7 @@ def markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def cell(runs: Sequence[vd.Run], value=lambda r: r.acc, digits: int = 2) -> str:
+def cell(runs: Sequence[vd.Outcome], value=lambda r: r.acc, digits: int = 2) -> str:
     """'99.31 ± 0.08 (3)' over the runs that learned, naming the rest: '(2 of 3; 1 did not
     learn)'; '–' for none."""
     if not runs:
@@ -62,6 +62,6 @@ def cell(runs: Sequence[vd.Run], value=lambda r: r.acc, digits: int = 2) -> str:
     return f"{vd.pm(stats, digits)} ({stats.n} of {len(runs)}; {len(g.failed)} did not learn)"
 
 
-def alongside(g: vd.Group, value, digits: int = 2) -> str:
+def alongside(g: vd.VariantRuns, value, digits: int = 2) -> str:
     """mean ± std of another number over the same runs as the group's accuracy statistics."""
     return vd.pm(describe([value(r) for r in vd.usable_runs(g.runs)]), digits)

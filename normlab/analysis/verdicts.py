@@ -38,7 +38,7 @@ def failure(acc: float, loss: float, classes: int, learned: bool = True) -> str 
 
 
 @dataclass(frozen=True)
-class Run:
+class Outcome:
     """The parts of one run record that summaries, claims and figures read."""
 
     study: str
@@ -73,10 +73,10 @@ class Run:
         return f"{self.variant} s{self.seed}"
 
 
-def run_of(record: Any) -> Run:
-    """A records.Record (or the same fields as a plain dict) → Run."""
+def run_of(record: Any) -> Outcome:
+    """A records.Record (or the same fields as a plain dict) → Outcome."""
     raw = record.model_dump(mode="json", by_alias=True) if hasattr(record, "model_dump") else record
-    return Run(
+    return Outcome(
         study=raw["study"],
         variant=raw["variant"],
         seed=int(raw["seed"]),
@@ -102,26 +102,26 @@ def run_of(record: Any) -> Run:
     )
 
 
-def learned_runs(runs: Sequence[Run]) -> list[Run]:
+def learned_runs(runs: Sequence[Outcome]) -> list[Outcome]:
     return [r for r in runs if not r.failure]
 
 
-def usable_runs(runs: Sequence[Run]) -> list[Run]:
+def usable_runs(runs: Sequence[Outcome]) -> list[Outcome]:
     """What statistics and figures read: the runs that learned; every run when none did (a
     quick check of the machinery, or not learning is the finding), so nothing is blank."""
     return learned_runs(runs) or list(runs)
 
 
 @dataclass(frozen=True)
-class Group:
+class VariantRuns:
     """One variant's runs and one number per run (the metric a test reads)."""
 
     name: str
-    runs: tuple[Run, ...]
+    runs: tuple[Outcome, ...]
     values: tuple[float, ...]
 
     @property
-    def failed(self) -> tuple[Run, ...]:
+    def failed(self) -> tuple[Outcome, ...]:
         return tuple(r for r in self.runs if r.failure)
 
     @property
@@ -159,8 +159,8 @@ class Group:
         )
 
 
-def group(name: str, runs: Sequence[Run], values: Sequence[float]) -> Group:
-    return Group(name, tuple(runs), tuple(float(v) for v in values))
+def group(name: str, runs: Sequence[Outcome], values: Sequence[float]) -> VariantRuns:
+    return VariantRuns(name, tuple(runs), tuple(float(v) for v in values))
 
 
 def pm(stats_: Stats, digits: int = 2) -> str:
@@ -208,7 +208,7 @@ def mdd_text(diff: Diff, unit: str = "points") -> str:
     return f"the smallest difference n = {sizes(diff)} could detect is {diff.mdd:.2f} {unit}"
 
 
-def compare(a: Group, b: Group, diff: Diff, p_adj: float) -> str:
+def compare(a: VariantRuns, b: VariantRuns, diff: Diff, p_adj: float) -> str:
     """One study verdict line: the word from the Holm-adjusted p, the numbers, and any runs
     that did not learn (named, never averaged in)."""
     head = f"**{a.name}** vs **{b.name}**"
@@ -224,7 +224,7 @@ def compare(a: Group, b: Group, diff: Diff, p_adj: float) -> str:
     return line + "".join(f" {note}." for note in notes)
 
 
-def family(groups: dict[str, Group], pairs: Sequence[tuple[str, str]]) -> list[str]:
+def family(groups: dict[str, VariantRuns], pairs: Sequence[tuple[str, str]]) -> list[str]:
     """A study's verdicts: Welch per pair on the groups' numbers (final test accuracy), Holm
     over the pairs (one family), one line each under a header saying how to read them."""
     diffs = [welch(groups[a].usable, groups[b].usable) for a, b in pairs]

@@ -17,7 +17,7 @@ from normlab.analysis.records import Record
 
 
 @dataclass(frozen=True)
-class Study:
+class StudyView:
     """One study as the report sees it: what was planned and the runs that have records."""
 
     name: str
@@ -26,10 +26,10 @@ class Study:
     epochs: int
     seeds: tuple[int, ...]
     variants: dict[str, str]  # variant → its overrides as text, in the study's order
-    runs: tuple[vd.Run, ...]
+    runs: tuple[vd.Outcome, ...]
     missing: tuple[tuple[str, int], ...] = ()  # planned (variant, seed) without a record
 
-    def of(self, variant: str) -> list[vd.Run]:
+    def of(self, variant: str) -> list[vd.Outcome]:
         return [r for r in self.runs if r.variant == variant]
 
 
@@ -37,8 +37,10 @@ class Study:
 class Inputs:
     """Everything one report is built from."""
 
-    studies: tuple[Study, ...]  # the report's own studies, in plan order
-    claims: tuple[tuple[Any, Study | None], ...] = ()  # each claim with its study (None: undefined)
+    studies: tuple[StudyView, ...]  # the report's own studies, in plan order
+    claims: tuple[
+        tuple[Any, StudyView | None], ...
+    ] = ()  # each claim with its study (None: undefined)
     reported: tuple[Reported, ...] = ()
     command: str = "python -m normlab.analysis.report"
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -46,8 +48,8 @@ class Inputs:
 
 
 def study_view(
-    name: str, spec: studies.Study, planned: Sequence[studies.Run], done: dict[str, Record]
-) -> Study:
+    name: str, spec: studies.Study, planned: Sequence[studies.PlannedRun], done: dict[str, Record]
+) -> StudyView:
     """A planned study with the runs that have records (relabelled with this study's names:
     a run shared by two studies has one record, under the study that trained it)."""
     runs, missing = [], []
@@ -61,7 +63,7 @@ def study_view(
         v: " ".join(f"{k}={val}" for k, val in o.items()) for v, o in spec.variants.items()
     }
     dataset = planned[0].params["dataset"] if planned else "?"
-    return Study(
+    return StudyView(
         name,
         spec.description,
         dataset,
