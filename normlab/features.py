@@ -18,6 +18,7 @@ from torch import nn
 from normlab.models import ConvBlock, SepConv
 
 PERCENTILES = (1, 20, 80, 99)
+PROBE_IMAGES = 256  # the first N test images: the fixed batch whose features are tracked
 
 
 def outer_blocks(module: nn.Module) -> list[nn.Module]:

@@ -10,14 +10,12 @@ from dvclive import Live
 from normlab import checkpoint, config, data
 from normlab.device import compile_model
 from normlab.errors import run_stage
-from normlab.features import feature_probe
+from normlab.features import PROBE_IMAGES, feature_probe
 from normlab.io import atomic_path
 from normlab.loop import fit
 from normlab.models import count_params
 from normlab.outputs import LIVE, MODEL
 from normlab.prepare import prepare
-
-PROBE_IMAGES = 256  # the first N test images: the fixed batch whose features are tracked per epoch
 
 
 def main() -> None:

@@ -21,11 +21,10 @@ from normlab import checkpoint, config, data, device, evaluation, fetch, loop, o
 from normlab.analysis import records
 from normlab.analysis.records import Record
 from normlab.errors import NormlabError, run_stage
-from normlab.features import feature_probe
+from normlab.features import PROBE_IMAGES, feature_probe
 from normlab.models import count_params
 from normlab.prepare import prepare
 
-PROBE_IMAGES = 256  # as stages/train.py: the fixed test batch whose features are tracked per epoch
 
 
 @dataclass(frozen=True)
