@@ -129,3 +129,17 @@ def test_unknown_study_profile_or_param_is_rejected(spec):
         studies.parse_sets(["norm"])
     sets = studies.parse_sets(["engine.amp=off", "train.flip=true", "l1=2.0e-5", "data.limit=500"])
     assert sets == {"engine.amp": "off", "train.flip": True, "l1": 2e-5, "data.limit": 500}
+
+
+def test_variant_and_seed_pick_runs_and_name_what_is_allowed(capsys):
+    """`plan --variant V --seed N` lists just those runs; an unknown one is one line."""
+    from normlab.analysis import study
+
+    study.main(["plan", "--study", "norms", "--variant", "gn", "--seed", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[:-1]] == ["norms/gn/s1"]
+    assert "(picked from" in lines[-1]
+    with pytest.raises(NormlabError, match=r"--variant gm: not in the plan \(allowed: .*gn"):
+        study.main(["plan", "--study", "norms", "--variant", "gm"])
+    with pytest.raises(NormlabError, match=r"--seed 7: not in the plan \(allowed: 0, 1, 2\)"):
+        study.main(["plan", "--study", "norms", "--seed", "7"])

@@ -64,12 +64,26 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     )
 
 
-def _sliced(the_plan: Plan, shard: str | None) -> tuple[list[PlannedRun], str]:
-    if shard is None:
-        return the_plan.runs, ""
-    index, count = studies.parse_shard(shard)
-    runs = studies.shard(the_plan.runs, index, count)
-    return runs, f" (shard {index}/{count}: {len(runs)} of {len(the_plan.runs)})"
+def _sliced(the_plan: Plan, args: argparse.Namespace) -> tuple[list[PlannedRun], str]:
+    """The runs `--variant`, `--seed` and `--shard` pick out of the plan, and how to say so."""
+    runs = the_plan.runs
+    for option, wanted, value in (
+        ("--variant", args.variant, lambda r: r.variant),
+        ("--seed", args.seed, lambda r: r.seed),
+    ):
+        if wanted:
+            have = sorted({value(r) for r in runs}, key=str)
+            unknown = [w for w in wanted if w not in have]
+            if unknown:
+                allowed = ", ".join(map(str, have))
+                raise NormlabError(f"{option} {unknown[0]}: not in the plan (allowed: {allowed})")
+            runs = [r for r in runs if value(r) in wanted]
+    total = len(the_plan.runs)
+    if args.shard is not None:
+        index, count = studies.parse_shard(args.shard)
+        runs = studies.shard(runs, index, count)
+        return runs, f" (shard {index}/{count}: {len(runs)} of {total})"
+    return runs, f" (picked from {total} planned)" if len(runs) != total else ""
 
 
 def _known() -> list[Record]:
@@ -120,9 +134,10 @@ def check_room(runs: list[PlannedRun]) -> None:
             )
 
 
-def run(the_plan: Plan, jobs: int, shard: str | None, commit: bool) -> int:
-    """Train what the plan (or its shard) still lacks; exit code 0 if every run has a record."""
-    runs, sliced = _sliced(the_plan, shard)
+def run(the_plan: Plan, args: argparse.Namespace) -> int:
+    """Train what the plan (or the part picked) lacks; exit code 0 if every run has a record."""
+    jobs, commit = args.jobs, args.commit
+    runs, sliced = _sliced(the_plan, args)
     known = _known()
     left = todo(runs, known)
     check_room(left)
@@ -142,8 +157,9 @@ def run(the_plan: Plan, jobs: int, shard: str | None, commit: bool) -> int:
     return 1 if failed else 0
 
 
-def show_plan(the_plan: Plan, jobs: int, shard: str | None) -> None:
-    runs, sliced = _sliced(the_plan, shard)
+def show_plan(the_plan: Plan, args: argparse.Namespace) -> None:
+    runs, sliced = _sliced(the_plan, args)
+    jobs = args.jobs
     known = _known()
     done, first = records.done(known), {}
     width = max((len(r.label) for r in runs), default=0)
@@ -188,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
             metavar="I/N",
             help="only the I-th of N disjoint slices of the plan (1-based)",
         )
+        sub.add_argument("--variant", action="append", help="only this variant (repeatable)")
+        sub.add_argument("--seed", action="append", type=int, help="only this seed (repeatable)")
         if name == "run":
             sub.add_argument(
                 "--commit",
@@ -204,9 +222,9 @@ def main(argv: list[str] | None = None) -> None:
         raise NormlabError(f"--jobs {args.jobs}: must be at least 1")
     the_plan = plan_from_args(args)
     if args.command == "plan":
-        show_plan(the_plan, args.jobs, args.shard)
+        show_plan(the_plan, args)
     else:
-        sys.exit(run(the_plan, args.jobs, args.shard, args.commit))
+        sys.exit(run(the_plan, args))
 
 
 if __name__ == "__main__":
