@@ -23,7 +23,7 @@ PROBE_IMAGES = 256  # the first N test images: the fixed batch whose features ar
 
 def outer_blocks(module: nn.Module) -> list[nn.Module]:
     """The conv blocks of `module` in order, not looking inside a block: a residual block of a
-    layout (layout.Block around a Sum) counts as one, its inner blocks not at all."""
+    layout (blocks.Block around a Sum) counts as one, its inner blocks not at all."""
     found = []
     for child in module.children():
         found += [child] if isinstance(child, (ConvBlock, SepConv)) else outer_blocks(child)
