@@ -51,8 +51,11 @@ def closure(entry: Path | None = None) -> list[Path]:
                 parts = name.split(".")
                 # importing a.b.c runs a/__init__.py and a/b/__init__.py first
                 packages = [ROOT.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
-                for candidate in (*packages, ROOT.joinpath(*parts).with_suffix(".py"),
-                                  ROOT.joinpath(*parts, "__init__.py")):
+                for candidate in (
+                    *packages,
+                    ROOT.joinpath(*parts).with_suffix(".py"),
+                    ROOT.joinpath(*parts, "__init__.py"),
+                ):
                     if candidate.is_file():
                         todo.append(candidate.resolve())
     return sorted(seen)
@@ -96,9 +99,14 @@ class Checkpoint:
         self.fingerprint = fingerprint
 
     def save(self, model: nn.Module, opt, sched, history: list[dict], seconds: float) -> None:
-        state = {"fingerprint": self.fingerprint, "model": model.state_dict(),
-                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                 "history": history, "seconds": seconds}
+        state = {
+            "fingerprint": self.fingerprint,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "history": history,
+            "seconds": seconds,
+        }
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
 

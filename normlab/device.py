@@ -32,8 +32,10 @@ def pick_device(name: Device) -> torch.device:
     if name == "auto":
         return torch.device(available[0])
     if name not in available:
-        raise NormlabError(f"params.yaml: device = {name!r}: not available on this machine "
-                           f"(available: auto, {', '.join(available)})")
+        raise NormlabError(
+            f"params.yaml: device = {name!r}: not available on this machine "
+            f"(available: auto, {', '.join(available)})"
+        )
     return torch.device(name)
 
 
@@ -57,7 +59,8 @@ def precision(device: torch.device, amp: str) -> str:
     (measurements: docs/performance.md)."""
     if amp == "auto":
         native = device.type == "cuda" or (
-            device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+            device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
         return "bf16" if native else "float32"
     return "bf16" if amp == "bf16" else "float32"
 

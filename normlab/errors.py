@@ -6,7 +6,7 @@ prints that message and exits non-zero, so nobody has to read a traceback to fix
 """
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 class NormlabError(Exception):

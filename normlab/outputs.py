@@ -32,12 +32,22 @@ def learned(acc: float, classes: int) -> bool:
 
 def per_class_acc(actual: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...]) -> dict:
     """Class name → test accuracy in percent, two decimals."""
-    return {name: round(100.0 * float((predicted[actual == i] == i).mean()), 2)
-            for i, name in enumerate(classes)}
+    return {
+        name: round(100.0 * float((predicted[actual == i] == i).mean()), 2)
+        for i, name in enumerate(classes)
+    }
 
 
-def eval_metrics(*, history: list[dict], acc: float, loss: float, actual: np.ndarray,
-                 predicted: np.ndarray, classes: tuple[str, ...], param_count: int) -> dict:
+def eval_metrics(
+    *,
+    history: list[dict],
+    acc: float,
+    loss: float,
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    classes: tuple[str, ...],
+    param_count: int,
+) -> dict:
     """metrics/eval.json: the final evaluation (`acc`, `loss`) with the training history's
     last and best epochs, per-class accuracy, the weights' size, and whether the run learned
     at all (`learned`: a finite loss does not say so)."""
@@ -52,8 +62,10 @@ def eval_metrics(*, history: list[dict], acc: float, loss: float, actual: np.nda
         "per_class_acc": per_class_acc(actual, predicted, classes),
         "learned": learned(acc, len(classes)),
         "params": param_count,
-        "weights": {"abs_sum": round(last["weights/abs_sum"], 4),
-                    "small_frac": round(last["weights/small_frac"], 5)},
+        "weights": {
+            "abs_sum": round(last["weights/abs_sum"], 4),
+            "small_frac": round(last["weights/small_frac"], 5),
+        },
     }
 
 

@@ -1,4 +1,4 @@
-"""Write .dvc/plots_template.html: DVC's `dvc plots show` page with vega inlined, so it draws offline.
+"""Write .dvc/plots_template.html: DVC's `dvc plots show` page with vega inlined (draws offline).
 
 Why: DVC's page loads vega, vega-lite and vega-embed from a CDN (dvc#5679), so on a machine
 without internet every chart is blank. `make install` runs `npm ci` (package.json pins the
@@ -19,7 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / ".dvc" / "plots_template.html"
 # The builds DVC's page loads (dvc_render/vega.py), in load order: vega-embed needs the other two.
-LIBRARIES = ("vega/build/vega.min.js", "vega-lite/build/vega-lite.min.js", "vega-embed/build/vega-embed.min.js")
+LIBRARIES = (
+    "vega/build/vega.min.js",
+    "vega-lite/build/vega-lite.min.js",
+    "vega-embed/build/vega-embed.min.js",
+)
 # Marks an inlined template, so tests can tell it from the CDN fallback.
 OFFLINE_MARK = "<!-- normlab: vega, vega-lite and vega-embed inlined for offline viewing -->"
 
@@ -61,7 +65,9 @@ def render(modules: Path) -> tuple[str, bool]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modules", type=Path, default=ROOT / "node_modules", help="npm's node_modules folder")
+    parser.add_argument(
+        "--modules", type=Path, default=ROOT / "node_modules", help="npm's node_modules folder"
+    )
     parser.add_argument("--out", type=Path, default=TEMPLATE, help="template to write")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -70,12 +76,18 @@ def main() -> int:
     text, offline = render(args.modules)
     write_text(args.out, text)
     if offline:
-        print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}: "
-              f"vega, vega-lite, vega-embed inlined ({len(text) / 1e6:.1f} MB); `dvc plots show` draws offline")
+        print(
+            f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}: "
+            f"vega, vega-lite, vega-embed inlined ({len(text) / 1e6:.1f} MB); "
+            "`dvc plots show` draws offline"
+        )
     else:
-        print(f"warning: {args.modules} lacks {', '.join(LIBRARIES)} (npm missing or offline?): wrote {args.out} "
-              "with DVC's CDN scripts; `dvc plots show` draws only when online. Fix: `npm ci`, then rerun this.",
-              file=sys.stderr)
+        print(
+            f"warning: {args.modules} lacks {', '.join(LIBRARIES)} (npm missing or offline?): "
+            f"wrote {args.out} with DVC's CDN scripts; `dvc plots show` draws only when online. "
+            "Fix: `npm ci`, then rerun this.",
+            file=sys.stderr,
+        )
     return 0
 
 

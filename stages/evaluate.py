@@ -11,12 +11,21 @@ import torch
 
 from normlab import config, data, plots
 from normlab.errors import NormlabError, run_stage
-from normlab.io import write_json, write_text
 from normlab.evaluation import evaluate
+from normlab.io import write_json, write_text
 from normlab.models import count_params
-from normlab.outputs import (CHANCE_MARGIN, CONFUSION_CSV, CONFUSION_PNG, EVAL_JSON,
-                             MISCLASSIFIED_PNG, MODEL, RUN_JSON, eval_metrics, learned,
-                             misclassified)
+from normlab.outputs import (
+    CHANCE_MARGIN,
+    CONFUSION_CSV,
+    CONFUSION_PNG,
+    EVAL_JSON,
+    MISCLASSIFIED_PNG,
+    MODEL,
+    RUN_JSON,
+    eval_metrics,
+    learned,
+    misclassified,
+)
 from normlab.prepare import prepare
 
 
@@ -27,8 +36,9 @@ def load_model(path, device: torch.device) -> dict:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # unpicklable, truncated or foreign: one line, not a traceback
-        raise NormlabError(f"{path}: not a loadable normlab model ({type(err).__name__}); "
-                           "rerun train") from None
+        raise NormlabError(
+            f"{path}: not a loadable normlab model ({type(err).__name__}); rerun train"
+        ) from None
 
 
 def main() -> None:
@@ -36,38 +46,74 @@ def main() -> None:
     prep = prepare(params)
     state = load_model(MODEL, prep.device)
     prep.model.load_state_dict(state["model"])
-    result = evaluate(prep.model, prep.test, prep.batcher, params.engine.eval_batch_size,
-                      prep.autocast, params.recipe.tta)
+    result = evaluate(
+        prep.model,
+        prep.test,
+        prep.batcher,
+        params.engine.eval_batch_size,
+        prep.autocast,
+        params.recipe.tta,
+    )
     actual = prep.test.labels.cpu().numpy()
     predicted = result.predictions.numpy()
     history = state["history"]
-    write_json(EVAL_JSON, eval_metrics(history=history, acc=result.acc, loss=result.loss,
-                                       actual=actual, predicted=predicted, classes=prep.classes,
-                                       param_count=count_params(prep.model)))
+    write_json(
+        EVAL_JSON,
+        eval_metrics(
+            history=history,
+            acc=result.acc,
+            loss=result.loss,
+            actual=actual,
+            predicted=predicted,
+            classes=prep.classes,
+            param_count=count_params(prep.model),
+        ),
+    )
     # `data` names the dataset as results must show it: a proxy run says PROXY here and in titles.
-    write_json(RUN_JSON, {"data": data.describe(params.dataset),
-                          "seconds": round(state["seconds"], 2),
-                          "seconds_per_epoch": round(state["seconds"] / len(history), 3),
-                          "device": state["device"], "precision": state["precision"],
-                          "torch": state["torch"]})
+    write_json(
+        RUN_JSON,
+        {
+            "data": data.describe(params.dataset),
+            "seconds": round(state["seconds"], 2),
+            "seconds_per_epoch": round(state["seconds"] / len(history), 3),
+            "device": state["device"],
+            "precision": state["precision"],
+            "torch": state["torch"],
+        },
+    )
     names = np.array(prep.classes)
-    write_text(CONFUSION_CSV, "actual,predicted\n" + "".join(
-        f"{a},{p}\n" for a, p in zip(names[actual], names[predicted], strict=True)))
+    write_text(
+        CONFUSION_CSV,
+        "actual,predicted\n"
+        + "".join(f"{a},{p}\n" for a, p in zip(names[actual], names[predicted], strict=True)),
+    )
     title = f"{data.describe(params.dataset)}\n{params.variant}: test acc {result.acc:.2f}%"
-    plots.confusion_png(plots.confusion_matrix(actual, predicted, len(names)), prep.classes, title,
-                        CONFUSION_PNG)
+    plots.confusion_png(
+        plots.confusion_matrix(actual, predicted, len(names)), prep.classes, title, CONFUSION_PNG
+    )
     wrong = misclassified(actual, predicted)
     images = prep.test.images[torch.from_numpy(wrong).to(prep.device)].cpu().numpy()
-    plots.misclassified_png(images, actual[wrong], predicted[wrong],
-                            result.confidence.numpy()[wrong], prep.classes, title,
-                            MISCLASSIFIED_PNG)
+    plots.misclassified_png(
+        images,
+        actual[wrong],
+        predicted[wrong],
+        result.confidence.numpy()[wrong],
+        prep.classes,
+        title,
+        MISCLASSIFIED_PNG,
+    )
     if not learned(result.acc, len(prep.classes)):
-        print(f"warning: test acc {result.acc:.2f}% is within {CHANCE_MARGIN:g} points of chance "
-              f"({100 / len(prep.classes):g}%): this run did not learn "
-              f"({EVAL_JSON}: learned: false)", file=sys.stderr)
+        print(
+            f"warning: test acc {result.acc:.2f}% is within {CHANCE_MARGIN:g} points of chance "
+            f"({100 / len(prep.classes):g}%): this run did not learn "
+            f"({EVAL_JSON}: learned: false)",
+            file=sys.stderr,
+        )
     best = max(history, key=lambda h: h["test/acc"])
-    print(f"test acc {result.acc:.2f}% (best {best['test/acc']:.2f}% at epoch {best['epoch']}), "
-          f"loss {result.loss:.4f}; wrote {EVAL_JSON}, {RUN_JSON}, plots/")
+    print(
+        f"test acc {result.acc:.2f}% (best {best['test/acc']:.2f}% at epoch {best['epoch']}), "
+        f"loss {result.loss:.4f}; wrote {EVAL_JSON}, {RUN_JSON}, plots/"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage `explain`: how bn, gn, ln and in group a tiny batch → explain/norms.png and explain/norms.md.
+"""Stage `explain`: how bn, gn, ln and in group a tiny batch → explain/norms.png and .md.
 
 Needs no data and no training: the numbers come from the models' own norm layers.
 """
@@ -17,7 +17,9 @@ def main() -> None:
     results = explain.explain_all()
     explain.figure(results, PNG)
     write_text(TABLE, explain.markdown(results))
-    print(f"wrote {PNG} and {TABLE}: {', '.join(f'{r.norm} {len(r.groups)} groups' for r in results)}")
+    print(
+        f"wrote {PNG} and {TABLE}: {', '.join(f'{r.norm} {len(r.groups)} groups' for r in results)}"
+    )
 
 
 if __name__ == "__main__":

@@ -23,16 +23,19 @@ def main() -> None:
     prep = prepare(params)
     r = params.recipe
     norms = sorted({type(m).__name__ for m in prep.model.modules() if "Norm" in type(m).__name__})
-    print(f"{data.describe(params.dataset)}: {len(prep.train.labels)} train / "
-          f"{len(prep.test.labels)} test images on {prep.device} ({prep.precision}); "
-          f"model {r.model} {count_params(prep.model):,} params, "
-          f"norm={params.norm} ({', '.join(norms) or 'none'}), "
-          f"l1={params.l1:g} (added to the loss), l2={params.l2:g} (weight decay)")
+    print(
+        f"{data.describe(params.dataset)}: {len(prep.train.labels)} train / "
+        f"{len(prep.test.labels)} test images on {prep.device} ({prep.precision}); "
+        f"model {r.model} {count_params(prep.model):,} params, "
+        f"norm={params.norm} ({', '.join(norms) or 'none'}), "
+        f"l1={params.l1:g} (added to the loss), l2={params.l2:g} (weight decay)"
+    )
     checkpoint.prune()
     fingerprint = checkpoint.fingerprint(params.model_dump())
     saved = checkpoint.Checkpoint(checkpoint.cache_path(fingerprint), fingerprint)
     model = compile_model(prep.model, prep.device) if params.engine.compile else prep.model
     with Live(str(LIVE), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+
         def log(record: dict) -> None:
             live.step = record["epoch"]
             for key, value in record.items():
@@ -41,18 +44,36 @@ def main() -> None:
             live.next_step()
 
         probe = feature_probe(prep.batcher(prep.test.images[:PROBE_IMAGES], train=False))
-        fitted = fit(model, train=prep.train, test=prep.test, batcher=prep.batcher, recipe=r,
-                     l1=params.l1, l2=params.l2, seed=params.seed,
-                     eval_batch_size=params.engine.eval_batch_size, autocast=prep.autocast,
-                     checkpoint=saved, log=log, probe=probe)
-    state = {"model": prep.model.state_dict(), "history": fitted.history,
-             "seconds": fitted.seconds, "device": str(prep.device), "precision": prep.precision,
-             "torch": str(torch.__version__)}
+        fitted = fit(
+            model,
+            train=prep.train,
+            test=prep.test,
+            batcher=prep.batcher,
+            recipe=r,
+            l1=params.l1,
+            l2=params.l2,
+            seed=params.seed,
+            eval_batch_size=params.engine.eval_batch_size,
+            autocast=prep.autocast,
+            checkpoint=saved,
+            log=log,
+            probe=probe,
+        )
+    state = {
+        "model": prep.model.state_dict(),
+        "history": fitted.history,
+        "seconds": fitted.seconds,
+        "device": str(prep.device),
+        "precision": prep.precision,
+        "torch": str(torch.__version__),
+    }
     with atomic_path(MODEL) as tmp:
         torch.save(state, tmp)
     saved.remove()
-    print(f"saved {MODEL}: {r.epochs} epochs in {fitted.seconds:.1f}s, "
-          f"final test acc {fitted.history[-1]['test/acc']:.2f}%")
+    print(
+        f"saved {MODEL}: {r.epochs} epochs in {fitted.seconds:.1f}s, "
+        f"final test acc {fitted.history[-1]['test/acc']:.2f}%"
+    )
 
 
 if __name__ == "__main__":

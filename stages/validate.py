@@ -15,8 +15,10 @@ def main() -> None:
     params = config.load()
     validate(params)
     write_json(PARAMS_JSON, params.model_dump())
-    print(f"params ok: {params.dataset}, variant {params.variant}, "
-          f"recipe {params.recipe.model_dump()} → {PARAMS_JSON}")
+    print(
+        f"params ok: {params.dataset}, variant {params.variant}, "
+        f"recipe {params.recipe.model_dump()} → {PARAMS_JSON}"
+    )
 
 
 if __name__ == "__main__":

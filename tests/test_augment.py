@@ -7,15 +7,17 @@ import math
 import torch
 import torch.nn.functional as F
 
-from normlab.data import Split
 from normlab.augment import Batcher, RandomRotation
+from normlab.data import Split
 from normlab.evaluation import evaluate
 
 
 def centre_angle(x: torch.Tensor) -> torch.Tensor:
     """Angle (degrees) of each image's intensity centroid about the image centre."""
     n, _, h, w = x.shape
-    ys, xs = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij"
+    )
     mass = x.sum(dim=(1, 2, 3))
     cy, cx = (x[:, 0] * ys).sum(dim=(1, 2)) / mass, (x[:, 0] * xs).sum(dim=(1, 2)) / mass
     return torch.rad2deg(torch.atan2(cy, cx))
@@ -38,8 +40,12 @@ def test_each_image_turns_by_its_own_angle_within_the_range():
 
 def test_tta_scores_each_image_by_the_mean_logits_of_it_and_its_mirror():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6 * 6, 10))  # not mirror-symmetric
-    split = Split(torch.randint(0, 256, (300, 1, 6, 6), dtype=torch.uint8), torch.randint(0, 10, (300,)))
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(6 * 6, 10)
+    )  # not mirror-symmetric
+    split = Split(
+        torch.randint(0, 256, (300, 1, 6, 6), dtype=torch.uint8), torch.randint(0, 10, (300,))
+    )
     batcher = Batcher.from_images(split.images)
     plain = evaluate(model, split, batcher, 128, contextlib.nullcontext)
     tta = evaluate(model, split, batcher, 128, contextlib.nullcontext, tta=True)

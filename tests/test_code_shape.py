@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import ROOT
 from normlab import checkpoint
 
-from conftest import ROOT
-
-TRAINING = sorted((ROOT / "normlab").glob("*.py"))  # the library; analysis lives in normlab/analysis/
+TRAINING = sorted(
+    (ROOT / "normlab").glob("*.py")
+)  # the library; analysis lives in normlab/analysis/
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -28,8 +29,11 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", TRAINING + sorted((ROOT / "stages").glob("*.py")),
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path",
+    TRAINING + sorted((ROOT / "stages").glob("*.py")),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
 def test_training_code_never_imports_analysis(path):
     bad = sorted(n for n in imported_modules(path) if n.startswith("normlab.analysis"))
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
@@ -38,14 +42,18 @@ def test_training_code_never_imports_analysis(path):
 def loaded_repo_files(module: str) -> list[str]:
     """The repository files Python has loaded after importing `module` in a fresh interpreter:
     measured, independently of checkpoint.closure's reading of import statements."""
-    code = (f"import json, sys, {module}; "
-            "print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values()) "
-            "if getattr(m, '__file__', None))))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        f"import json, sys, {module}; "
+        "print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values()) "
+        "if getattr(m, '__file__', None))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     files = [Path(f).resolve() for f in json.loads(out) if Path(f).is_absolute()]
-    return sorted(str(f.relative_to(ROOT)) for f in files if f.is_relative_to(ROOT)
-                  and ".venv" not in f.parts)
+    return sorted(
+        str(f.relative_to(ROOT)) for f in files if f.is_relative_to(ROOT) and ".venv" not in f.parts
+    )
 
 
 def dvc_code_deps(stage: str) -> list[str]:

@@ -20,7 +20,9 @@ def test_each_position_is_dropped_with_probability_p_independently(p):
     masks = torch.zeros(calls, n)
     for i in range(calls):
         masks[i, dropped(n, p)] = 1
-    rate = masks.mean(0)  # per position: the first and the last alike (a second pass joins correctly)
+    rate = masks.mean(
+        0
+    )  # per position: the first and the last alike (a second pass joins correctly)
     assert (rate - p).abs().max() < sigma_bound(calls, p)
     both = (masks[:, :-1] * masks[:, 1:]).mean()  # neighbours: independent, so p² together
     assert abs(both - p * p) < sigma_bound(calls * (n - 1), p * p)
@@ -38,7 +40,11 @@ def test_indices_are_sorted_unique_and_in_range():
 
 def test_large_tensor_drop_rate_scale_and_gradient():
     torch.manual_seed(2)
-    x = (torch.rand(64, 8, 26, 26) + 1).contiguous(memory_format=torch.channels_last).requires_grad_()
+    x = (
+        (torch.rand(64, 8, 26, 26) + 1)
+        .contiguous(memory_format=torch.channels_last)
+        .requires_grad_()
+    )
     y = Dropout(0.05)(x)
     zero = y == 0
     assert abs(zero.float().mean().item() - 0.05) < sigma_bound(x.numel(), 0.05)

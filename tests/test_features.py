@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from normlab.features import PERCENTILES, feature_probe, last_norm
-from normlab import models
-from normlab.models import MnistNet
-
 from conftest import recipe_with
+from normlab import models
+from normlab.features import PERCENTILES, feature_probe, last_norm
+from normlab.models import MnistNet
 
 
 def model_and_images(norm: str):
@@ -22,7 +21,7 @@ def test_percentiles_of_last_block_before_and_after_norm(norm):
     model, images = model_and_images(norm)
     model.train()
     record = feature_probe(images)(model)
-    # By hand: run the network up to the last block in eval mode, then its conv and ReLU, then its norm.
+    # By hand: the network up to the last block in eval mode, then its conv and ReLU, then its norm.
     model.eval()
     with torch.no_grad():
         *body, last = model.features
@@ -51,7 +50,9 @@ def test_probe_restores_mode_removes_hooks_and_uses_no_rng():
         assert model.training is training
         assert probe(model) == first  # eval mode: dropout off, BatchNorm uses running stats
     assert not last_norm(model)._forward_hooks
-    assert all(torch.equal(v, buffers[k]) for k, v in model.state_dict().items())  # running stats untouched
+    assert all(
+        torch.equal(v, buffers[k]) for k, v in model.state_dict().items()
+    )  # running stats untouched
 
 
 @pytest.mark.parametrize("norm", ["bn", "gn", "none"])
@@ -83,8 +84,10 @@ def tiny_fit(tmp_path, probe_images: torch.Tensor | None) -> list[dict]:
 
     seed_everything(0)
     g = torch.Generator().manual_seed(0)
-    train = Split(torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=g),
-                  torch.randint(0, 10, (64,), generator=g))
+    train = Split(
+        torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=g),
+        torch.randint(0, 10, (64,), generator=g),
+    )
     test = Split(train.images[:32].clone(), train.labels[:32].clone())
     model = MnistNet("bn", groups=4, dropout=0.1)
     batcher = Batcher.from_images(train.images)
@@ -92,17 +95,35 @@ def tiny_fit(tmp_path, probe_images: torch.Tensor | None) -> list[dict]:
     records: list[dict] = []
     checkpoint = Checkpoint(tmp_path / f"ckpt-{probe_images is not None}.pt", "x")
     probe = None if probe_images is None else feature_probe(batcher(probe_images, train=False))
-    fit(model, train=train, test=test, batcher=batcher, recipe=recipe, l1=0.0, l2=0.0, seed=0,
-        eval_batch_size=32, autocast=contextlib.nullcontext, checkpoint=checkpoint,
-        log=records.append, probe=probe)
+    fit(
+        model,
+        train=train,
+        test=test,
+        batcher=batcher,
+        recipe=recipe,
+        l1=0.0,
+        l2=0.0,
+        seed=0,
+        eval_batch_size=32,
+        autocast=contextlib.nullcontext,
+        checkpoint=checkpoint,
+        log=records.append,
+        probe=probe,
+    )
     return records
 
 
 def test_fit_merges_probe_into_every_epoch_without_changing_training(tmp_path):
     plain = tiny_fit(tmp_path, None)
-    probed = tiny_fit(tmp_path, torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8,
-                                              generator=torch.Generator().manual_seed(2)))
-    keys = {f"features/{where}/p{p:02d}" for where in ("pre_norm", "post_norm") for p in PERCENTILES}
+    probed = tiny_fit(
+        tmp_path,
+        torch.randint(
+            0, 256, (8, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2)
+        ),
+    )
+    keys = {
+        f"features/{where}/p{p:02d}" for where in ("pre_norm", "post_norm") for p in PERCENTILES
+    }
     assert len(probed) == 2 and all(keys <= set(r) for r in probed)
     assert not any(keys & set(r) for r in plain)
     # Same seed: the probe must not change a single trained number (no RNG, no BatchNorm update).

@@ -4,17 +4,18 @@ import pytest
 import torch
 from torch import nn
 
-from normlab.optim import l1_term, make_optimizer
 from normlab.errors import NormlabError
 from normlab.models import MnistNet, build, count_params
 from normlab.norms import make_norm
+from normlab.optim import l1_term, make_optimizer
 
 N, C, H, W = 6, 8, 5, 4
 EPS = 1e-5
 
 
 def by_hand(x: torch.Tensor, groups_of: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-    """Normalise `groups_of` (x reshaped so that `dims` are exactly the shared elements); biased var."""
+    """Normalise `groups_of` (x reshaped so that `dims` are exactly the shared elements);
+    biased var."""
     mean = groups_of.mean(dim=dims, keepdim=True)
     var = ((groups_of - mean) ** 2).mean(dim=dims, keepdim=True)
     return ((groups_of - mean) / torch.sqrt(var + EPS)).reshape(x.shape)
@@ -48,7 +49,9 @@ def test_norm_matches_its_definition(norm):
 def test_norm_on_channels_last_maps_matches_its_definition_and_keeps_the_layout(norm):
     """The CPU channels-last path of norms.GroupNorm: same values and gradients, same layout."""
     torch.manual_seed(0)
-    x = (torch.randn(N, C, H, W, dtype=torch.float64) * 3 + 1).contiguous(memory_format=torch.channels_last)
+    x = (torch.randn(N, C, H, W, dtype=torch.float64) * 3 + 1).contiguous(
+        memory_format=torch.channels_last
+    )
     x.requires_grad_()
     layer = make_norm(norm, C, 2, "conv1").double()
     with torch.no_grad():
@@ -61,8 +64,10 @@ def test_norm_on_channels_last_maps_matches_its_definition_and_keeps_the_layout(
     grad = torch.randn_like(out)
     got = torch.autograd.grad(out, [x, layer.weight, layer.bias], grad)
     x0 = x.detach().contiguous().requires_grad_()
-    want = torch.autograd.grad(expected(norm, x0) * scale + shift, [x0, layer.weight, layer.bias], grad)
-    for g, w in zip(got, want):
+    want = torch.autograd.grad(
+        expected(norm, x0) * scale + shift, [x0, layer.weight, layer.bias], grad
+    )
+    for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
 
 
@@ -93,8 +98,13 @@ def test_in_is_groupnorm_with_c_groups_and_none_is_identity():
 def test_mnist_net_is_under_10k_params_with_the_chosen_norm(norm, layout):
     model = build(layout, norm, 4, 0.05, 1, 10)
     assert count_params(model) < 10_000
-    kind = {"bn": nn.BatchNorm2d, "gn": nn.GroupNorm, "ln": nn.GroupNorm, "in": nn.GroupNorm,
-            "none": nn.Identity}[norm]
+    kind = {
+        "bn": nn.BatchNorm2d,
+        "gn": nn.GroupNorm,
+        "ln": nn.GroupNorm,
+        "in": nn.GroupNorm,
+        "none": nn.Identity,
+    }[norm]
     assert any(isinstance(m, kind) for m in model.modules())
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
@@ -111,14 +121,19 @@ def test_groups_dividing_every_layer_are_accepted():
 
 
 def _penalized_by_name(model: nn.Module) -> dict[str, nn.Parameter]:
-    """Conv/linear weights found independently of normlab.models.penalized: by module type and name."""
-    return {f"{mod_name}.weight": mod.weight for mod_name, mod in model.named_modules()
-            if isinstance(mod, (nn.Conv2d, nn.Linear))}
+    """Conv/linear weights found apart from normlab.models.penalized: by module type and name."""
+    return {
+        f"{mod_name}.weight": mod.weight
+        for mod_name, mod in model.named_modules()
+        if isinstance(mod, (nn.Conv2d, nn.Linear))
+    }
 
 
 def _model(norm: str = "bn") -> nn.Module:
     torch.manual_seed(0)
-    model = nn.Sequential(MnistNet(norm, groups=4, dropout=0.0), nn.Linear(10, 3))  # a linear layer too
+    model = nn.Sequential(
+        MnistNet(norm, groups=4, dropout=0.0), nn.Linear(10, 3)
+    )  # a linear layer too
     with torch.no_grad():  # nonzero norm affines and biases, so including them would show
         for name, p in model.named_parameters():
             if name not in _penalized_by_name(model):
@@ -153,7 +168,7 @@ def test_l2_decays_exactly_the_conv_and_linear_weights(norm):
     assert decay == {id(w) for w in weights.values()}
     assert no_decay == {id(p) for n, p in model.named_parameters() if n not in weights}
 
-    # Behaviour: one SGD step with a zero data gradient shrinks only the penalised weights, by lr·l2.
+    # Behaviour: one SGD step with zero data gradient shrinks only the penalised weights, by lr·l2.
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     for p in model.parameters():
         p.grad = torch.zeros_like(p)

@@ -3,25 +3,49 @@
 import numpy as np
 import pytest
 
+from conftest import run_stage, write_params
 from normlab.outputs import eval_metrics, learned, misclassified, per_class_acc
 
-from conftest import run_stage, write_params
-
 HISTORY = [
-    {"epoch": 1, "train/acc": 90.0, "train/loss": 0.3, "test/acc": 95.0,
-     "weights/abs_sum": 400.0, "weights/small_frac": 0.01},
-    {"epoch": 2, "train/acc": 97.123, "train/loss": 0.0912345, "test/acc": 97.5,
-     "weights/abs_sum": 420.123456, "weights/small_frac": 0.0123456},
-    {"epoch": 3, "train/acc": 98.0, "train/loss": 0.05, "test/acc": 97.25,
-     "weights/abs_sum": 430.0, "weights/small_frac": 0.02},
+    {
+        "epoch": 1,
+        "train/acc": 90.0,
+        "train/loss": 0.3,
+        "test/acc": 95.0,
+        "weights/abs_sum": 400.0,
+        "weights/small_frac": 0.01,
+    },
+    {
+        "epoch": 2,
+        "train/acc": 97.123,
+        "train/loss": 0.0912345,
+        "test/acc": 97.5,
+        "weights/abs_sum": 420.123456,
+        "weights/small_frac": 0.0123456,
+    },
+    {
+        "epoch": 3,
+        "train/acc": 98.0,
+        "train/loss": 0.05,
+        "test/acc": 97.25,
+        "weights/abs_sum": 430.0,
+        "weights/small_frac": 0.02,
+    },
 ]
 
 
 def test_eval_metrics_from_history_and_evaluation():
     actual = np.array([0, 0, 1, 1, 2, 2, 2, 2])
     predicted = np.array([0, 1, 1, 1, 2, 2, 0, 2])
-    got = eval_metrics(history=HISTORY, acc=75.0, loss=0.123456789, actual=actual,
-                       predicted=predicted, classes=("a", "b", "c"), param_count=8690)
+    got = eval_metrics(
+        history=HISTORY,
+        acc=75.0,
+        loss=0.123456789,
+        actual=actual,
+        predicted=predicted,
+        classes=("a", "b", "c"),
+        param_count=8690,
+    )
     assert got == {
         "test": {"acc": 75.0, "loss": 0.12346},
         "train": {"acc": 98.0, "loss": 0.05},
@@ -35,9 +59,17 @@ def test_eval_metrics_from_history_and_evaluation():
     }
 
 
-@pytest.mark.parametrize(("acc", "classes", "expected"),
-                         [(11.35, 10, False), (14.99, 10, False), (15.0, 10, True),
-                          (99.5, 10, True), (54.0, 2, False), (56.0, 2, True)])
+@pytest.mark.parametrize(
+    ("acc", "classes", "expected"),
+    [
+        (11.35, 10, False),
+        (14.99, 10, False),
+        (15.0, 10, True),
+        (99.5, 10, True),
+        (54.0, 2, False),
+        (56.0, 2, True),
+    ],
+)
 def test_learned_means_clear_of_chance(acc, classes, expected):
     assert learned(acc, classes) is expected
 
@@ -51,11 +83,19 @@ def test_per_class_and_misclassified_indices():
 
 
 def test_a_run_that_stays_at_chance_is_marked_and_warned(synthetic_repo):
-    """lr 50 without a norm: the loss stays finite, so no divergence stop, but nothing is learned."""
+    """lr 50 without a norm: the loss stays finite (no divergence stop), but nothing is learned."""
     import json
 
-    write_params(synthetic_repo, {"norm": "none", "train.lr": 50.0, "train.epochs": 1,
-                                  "data.limit": 256, "train.batch_size": 64})
+    write_params(
+        synthetic_repo,
+        {
+            "norm": "none",
+            "train.lr": 50.0,
+            "train.epochs": 1,
+            "data.limit": 256,
+            "train.batch_size": 64,
+        },
+    )
     for stage in ("train", "evaluate"):
         result = run_stage(synthetic_repo, stage)
         if result.returncode == 2 and "diverged" in result.stderr:

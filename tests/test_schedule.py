@@ -1,4 +1,5 @@
-"""The learning-rate schedule: a valid one-cycle for every run length, the standard one for real runs."""
+"""The learning-rate schedule: a valid one-cycle for every run length, the standard one for
+real runs."""
 
 import pytest
 import torch

@@ -26,7 +26,6 @@ from normlab.models import count_params
 from normlab.prepare import prepare
 
 
-
 @dataclass(frozen=True)
 class Job:
     """What one worker is told to do (JSON on its command line)."""
