@@ -325,8 +325,8 @@ def evaluate_packed(
     n = len(split.labels)
     loss = (torch.stack(losses).sum(0) / n).tolist()
     acc = (100.0 * (pred == split.labels[:, None]).float().mean(0)).tolist()
-    pred = pred.cpu()
-    return [Evaluation(loss[k], acc[k], pred[:, k], conf[:, k]) for k in range(runs)]
+    pred, conf = pred.t().contiguous().cpu(), conf.t().contiguous()  # a row per run
+    return [Evaluation(loss[k], acc[k], pred[k], conf[k]) for k in range(runs)]
 
 
 def _laid(packed: Packed, params: Sequence[nn.Parameter], values: Sequence[float]):
