@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench  # noqa: E402  # the seed-style loop and the committed params
 
-from normlab import config, fetch, packed  # noqa: E402
+from normlab import config, fetch, packed, packing  # noqa: E402
 from normlab.data import Split  # noqa: E402
 from normlab.errors import NormlabError, run_stage  # noqa: E402
 from normlab.evaluation import evaluate  # noqa: E402
@@ -76,7 +76,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def fit(pack: packed.PreparedPack, runs: list[config.Params], train: Split, test: Split):
+def fit(pack: packing.PreparedPack, runs: list[config.Params], train: Split, test: Split):
     """fit_packed on `train`, scored on `test`: what a study run of these K would do."""
     p = pack.prep
     return packed.fit_packed(
@@ -97,19 +97,19 @@ def time_pack(raws: list[dict], mnist: Path, steps: int, warmup: int) -> tuple[f
     """Seconds of one packed epoch of `steps` steps (after `warmup` untimed ones; fit_packed's
     own clock: the steps and scoring SMALL_TEST images), and of scoring all test images."""
     runs = [config.parse(r) for r in raws]
-    pack = packed.prepare_packed(runs, mnist.parent)
+    pack = packing.prepare_packed(runs, mnist.parent)
     p, batch = pack.prep, runs[0].recipe.batch_size
     small = Split(p.test.images[:SMALL_TEST], p.test.labels[:SMALL_TEST])
     warm = Split(p.train.images[: warmup * batch], p.train.labels[: warmup * batch])
-    fit(packed.PreparedPack(p, copy.deepcopy(pack.models)), runs, warm, small)
+    fit(packing.PreparedPack(p, copy.deepcopy(pack.models)), runs, warm, small)
     train_s = fit(pack, runs, p.train, small)[0].seconds
     generators = [torch.Generator(device=p.device) for _ in runs]
-    whole = packed.pack(pack.models, generators, channels_last=p.batcher.channels_last)
+    whole = packing.pack(pack.models, generators, channels_last=p.batcher.channels_last)
     batch_size = runs[0].engine.eval_batch_size
-    packed.evaluate_packed(whole, small, p.batcher, batch_size, p.autocast)  # warm
+    packing.evaluate_packed(whole, small, p.batcher, batch_size, p.autocast)  # warm
     sync(p.device)
     start = time.perf_counter()
-    packed.evaluate_packed(whole, p.test, p.batcher, batch_size, p.autocast)
+    packing.evaluate_packed(whole, p.test, p.batcher, batch_size, p.autocast)
     sync(p.device)
     return train_s, time.perf_counter() - start
 
@@ -180,7 +180,7 @@ def train_check(base: dict, mnist: Path, epochs: int) -> None:
     pack's scores against the unpacked models', and the CPU runs of the same variant."""
     raws = [with_sets(base, {"norm": "bn", "seed": s, "train.epochs": epochs}) for s in range(3)]
     runs = [config.parse(r) for r in raws]
-    pack = packed.prepare_packed(runs, mnist.parent)
+    pack = packing.prepare_packed(runs, mnist.parent)
     p = pack.prep
     results = fit(pack, runs, p.train, p.test)
     accs = [f"{r.history[-1]['test/acc']:.2f}" for r in results]
@@ -189,8 +189,8 @@ def train_check(base: dict, mnist: Path, epochs: int) -> None:
         f"{results[0].seconds:.1f} s of training and scoring, final test acc {', '.join(accs)} %"
     )
     generators = [torch.Generator(device=p.device) for _ in runs]
-    whole = packed.pack(pack.models, generators, channels_last=p.batcher.channels_last)
-    together = packed.evaluate_packed(whole, p.test, p.batcher, 2000, p.autocast)
+    whole = packing.pack(pack.models, generators, channels_last=p.batcher.channels_last)
+    together = packing.evaluate_packed(whole, p.test, p.batcher, 2000, p.autocast)
     alone = [evaluate(m, p.test, p.batcher, 2000, p.autocast) for m in pack.models]
     same = [
         round(100.0 * (a.predictions == b.predictions).float().mean().item(), 2)
@@ -224,7 +224,7 @@ def study_check(base: dict, mnist: Path, epochs: int, k: int) -> None:
     for i in range(0, len(planned), k):
         group = planned[i : i + k]
         runs = [config.parse(r) for _, _, r in group]
-        pack = packed.prepare_packed(runs, mnist.parent)
+        pack = packing.prepare_packed(runs, mnist.parent)
         results = fit(pack, runs, pack.prep.train, pack.prep.test)
         for (variant, _, _), result in zip(group, results, strict=True):
             acc = "diverged" if isinstance(result, NormlabError) else result.history[-1]["test/acc"]

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import params_dict, write_dataset
-from normlab import config, layout, loop, models, packed
+from normlab import config, layout, loop, models, packed, packed_layers, packing
 from normlab.checkpoint import Checkpoint
 from normlab.config import Params
 from normlab.errors import NormlabError
@@ -92,7 +92,7 @@ def train_alone(params: Params, raw: Path, tmp: Path):
 
 def train_packed(runs: list[Params], raw: Path, checkpoint: Checkpoint | None = None, log=None):
     """fit_packed over prepare_packed: the prepared pack and each run's result."""
-    pack = packed.prepare_packed(runs, raw)
+    pack = packing.prepare_packed(runs, raw)
     results = packed.fit_packed(
         pack.models,
         train=pack.prep.train,
@@ -154,7 +154,7 @@ class Draws:
         self.masks: dict[int, list[torch.Tensor]] = {}
         self.run = 0  # the solo run now training
         self.generators: list[int] = []  # id of each packed run's generator, in run order
-        original, packed_side_by_side = models.dropped, packed.side_by_side
+        original, packed_side_by_side = models.dropped, packing.side_by_side
 
         def dropped(n: int, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
             out = original(n, p, generator)
@@ -167,8 +167,9 @@ class Draws:
             return packed_side_by_side(batches, channels_last)
 
         monkeypatch.setattr(models, "dropped", dropped)
-        monkeypatch.setattr(packed, "dropped", dropped)
+        monkeypatch.setattr(packed_layers, "dropped", dropped)
         monkeypatch.setattr(packed, "side_by_side", side_by_side)
+        monkeypatch.setattr(packing, "side_by_side", side_by_side)
 
     def owner(self, generator: torch.Generator | None) -> int:
         if generator is None:
@@ -213,8 +214,8 @@ def test_each_packed_run_draws_exactly_what_it_draws_alone(steps, raw, tmp_path,
         assert all(map(torch.equal, mine.masks[k], alone.masks[k])), f"run {k}: masks"
         assert len(results[k].history) == 2
     # After training, scoring the pack and scoring each unpacked model alone agree.
-    together = packed.evaluate_packed(
-        packed.pack(pack.models, [torch.Generator() for _ in runs], channels_last=True),
+    together = packing.evaluate_packed(
+        packing.pack(pack.models, [torch.Generator() for _ in runs], channels_last=True),
         pack.prep.test,
         pack.prep.batcher,
         2000,
@@ -243,7 +244,7 @@ def solo_models(net: str, norms: list[dict], channels_last: bool) -> list[torch.
     return out
 
 
-def packed_grads(pack: packed.Packed) -> dict[tuple[int, str], torch.Tensor]:
+def packed_grads(pack: packing.Packed) -> dict[tuple[int, str], torch.Tensor]:
     """(run, solo parameter name) → its gradient, cut out of the wide model's."""
     grads = {}
     for path, layer, (first, n) in pack.layers:
@@ -269,32 +270,32 @@ def test_one_training_step_of_the_pack_is_each_run_alone(net, norms, channels_la
     runs = len(norms)
     alone = solo_models(net, norms, channels_last)
     generators = [torch.Generator() for _ in range(runs)]
-    pack = packed.pack(alone, generators, channels_last=channels_last)
+    pack = packing.pack(alone, generators, channels_last=channels_last)
     size = 32 if net == "resnet" else 28
     xs = [torch.randn(6, 3 if net == "resnet" else 1, size, size) for _ in range(runs)]
     ys = [torch.randint(0, 10, (6,)) for _ in range(runs)]
     for k, g in enumerate(generators):
         g.manual_seed(100 + k)
-    x = packed.side_by_side(xs, channels_last)
-    logits = packed.per_run_logits(pack.net(x), runs)
+    x = packing.side_by_side(xs, channels_last)
+    logits = packing.per_run_logits(pack.net(x), runs)
     F.cross_entropy(logits.transpose(1, 2), torch.stack(ys, 1), reduction="none").mean(
         0
     ).sum().backward()
     grads = packed_grads(pack)
     mine = copy.deepcopy(alone)
-    packed.unpack(pack, mine)  # running statistics after one training forward
+    packing.unpack(pack, mine)  # running statistics after one training forward
     for k, model in enumerate(alone):
         torch.manual_seed(100 + k)
-        out = model(packed.side_by_side([xs[k]], channels_last))
+        out = model(packing.side_by_side([xs[k]], channels_last))
         torch.testing.assert_close(logits[:, k], out, rtol=1e-5, atol=1e-5)
         F.cross_entropy(out, ys[k]).backward()
         for name, p in model.named_parameters():
             torch.testing.assert_close(grads[k, name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
         assert_states_close(model, mine[k], 1e-5)
     pack.net.eval()
-    logits = packed.per_run_logits(pack.net(x), runs)
+    logits = packing.per_run_logits(pack.net(x), runs)
     for k, model in enumerate(alone):
-        out = model.eval()(packed.side_by_side([xs[k]], channels_last))
+        out = model.eval()(packing.side_by_side([xs[k]], channels_last))
         torch.testing.assert_close(logits[:, k], out, rtol=1e-5, atol=1e-5)
 
 
@@ -306,8 +307,8 @@ def test_unpack_gives_back_every_tensor_exactly():
             for name, buffer in model.named_buffers():
                 if "running" in name:
                     buffer.uniform_(0.5, 2.0)
-    pack = packed.pack(alone, [torch.Generator() for _ in alone], channels_last=True)
-    back = packed.unpack(pack, solo_models("cnn", norms, True))
+    pack = packing.pack(alone, [torch.Generator() for _ in alone], channels_last=True)
+    back = packing.unpack(pack, solo_models("cnn", norms, True))
     for want, got in zip(alone, back, strict=True):
         assert_states_close(want, got, 0)
 
@@ -315,14 +316,14 @@ def test_unpack_gives_back_every_tensor_exactly():
 def test_a_nan_in_one_run_never_reaches_another():
     """A diverged run's NaNs stay in its own channels: the other runs compute as before."""
     alone = solo_models("cnn", [{"norm": "bn"}] * 3, True)
-    pack = packed.pack(alone, [torch.Generator() for _ in alone], channels_last=True)
+    pack = packing.pack(alone, [torch.Generator() for _ in alone], channels_last=True)
     sick = copy.deepcopy(alone)
     with torch.no_grad():
         for p in sick[1].parameters():
             p.fill_(math.nan)
-    sick_pack = packed.pack(sick, [torch.Generator() for _ in alone], channels_last=True)
-    x = packed.side_by_side([torch.randn(4, 1, 28, 28) for _ in alone], True)
-    clean, ill = (packed.per_run_logits(p.net.eval()(x), 3) for p in (pack, sick_pack))
+    sick_pack = packing.pack(sick, [torch.Generator() for _ in alone], channels_last=True)
+    x = packing.side_by_side([torch.randn(4, 1, 28, 28) for _ in alone], True)
+    clean, ill = (packing.per_run_logits(p.net.eval()(x), 3) for p in (pack, sick_pack))
     assert ill[:, 1].isnan().all()
     assert torch.equal(clean[:, [0, 2]], ill[:, [0, 2]])
 
@@ -367,7 +368,7 @@ def test_a_killed_pack_resumes_to_the_uninterrupted_result(raw, tmp_path):
 
 def test_prepare_packed_builds_each_model_as_prepare_does(raw):
     runs = [run_params(a, limit=32, epochs=1, batch=16) for a in MIXED]
-    pack = packed.prepare_packed(runs, raw)
+    pack = packing.prepare_packed(runs, raw)
     for params, model in zip(runs, pack.models, strict=True):
         assert_states_close(prepare(params, raw).model, model, 0)
 
