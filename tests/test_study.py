@@ -1,5 +1,6 @@
 """Study files, plans and where their records go (fast: no training here; see test_runner.py)."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def test_variant_and_seed_pick_runs_and_name_what_is_allowed(capsys):
     study.main(["plan", "--study", "norms", "--variant", "gn", "--seed", "1"])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines[:-1]] == ["norms/gn/s1"]
-    assert "(picked from" in lines[-1]
+    assert re.match(r"24 runs \(1 picked\): [01] done, [01] to run", lines[-1]), lines[-1]
     with pytest.raises(NormlabError, match=r"--variant gm: not in the plan \(allowed: .*gn"):
         study.main(["plan", "--study", "norms", "--variant", "gm"])
     with pytest.raises(NormlabError, match=r"--seed 7: not in the plan \(allowed: 0, 1, 2\)"):

@@ -83,7 +83,7 @@ def _sliced(the_plan: Plan, args: argparse.Namespace) -> tuple[list[PlannedRun],
         index, count = studies.parse_shard(args.shard)
         runs = studies.shard(runs, index, count)
         return runs, f" (shard {index}/{count}: {len(runs)} of {total})"
-    return runs, f" (picked from {total} planned)" if len(runs) != total else ""
+    return runs, f" ({len(runs)} picked)" if len(runs) != total else ""
 
 
 def _known() -> list[Record]:
@@ -176,7 +176,8 @@ def show_plan(the_plan: Plan, args: argparse.Namespace) -> None:
         print(f"{r.label:{width}s}  {state}")
     left = todo(runs, known)
     eta = f"; {runner.eta(left, known, jobs)} ({jobs} at a time)" if left else ""
-    print(f"{len(runs)} runs{sliced}: {len(runs) - len(left)} done, {len(left)} to run{eta}")
+    done_count = len(runs) - len(left)
+    print(f"{len(the_plan.runs)} runs{sliced}: {done_count} done, {len(left)} to run{eta}")
 
 
 def main(argv: list[str] | None = None) -> None:
