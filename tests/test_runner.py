@@ -223,3 +223,27 @@ def test_the_worker_command_line_takes_one_json_job(tmp_path):
     assert worker.Job(**json.loads(json.dumps(job.__dict__))) == job
     with pytest.raises(NormlabError, match="usage: python -m normlab.analysis.worker"):
         worker.main([])
+
+
+def test_code_version_ignores_commits_of_records_only(tmp_path, monkeypatch):
+    """Records committed as a study runs move HEAD, not the code: the version stays put."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        ident = ["-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+        done = subprocess.run(["git", *ident, *args], cwd=tmp_path, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("commit", "-qm", "code")
+    code = git("rev-parse", "HEAD")
+    (tmp_path / "results" / "runs").mkdir(parents=True)
+    (tmp_path / "results" / "runs" / "s0.json").write_text("{}\n")
+    git("add", "-A")
+    git("commit", "-qm", "record")
+    monkeypatch.chdir(tmp_path)
+    assert worker.code_version() == code
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert worker.code_version() == code + "-dirty"

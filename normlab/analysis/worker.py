@@ -45,11 +45,15 @@ def _git(*args: str) -> str | None:
 
 
 def code_version() -> str:
-    """The commit the run's code is at, with -dirty when tracked files differ from it."""
-    head = _git("rev-parse", "HEAD")
-    if head is None:
+    """The last commit that changed anything but results/, with -dirty when tracked files
+    outside results/ differ from it. Records committed as a study runs move HEAD but not the
+    code, so every run of one study names the same commit, and it survives a cherry-pick of
+    the record commits onto another branch."""
+    outside = ("--", ".", ":(exclude)results")
+    head = _git("log", "-1", "--format=%H", *outside)
+    if not head:
         return "unknown (not a git repository)"
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = _git("status", "--porcelain", "--untracked-files=no", *outside)
     return head + ("-dirty" if dirty else "")
 
 
