@@ -99,7 +99,7 @@ def size(study: StudyView) -> str:
 
 
 def study_section(study: StudyView, out: Path) -> str:
-    head = [f"### StudyView `{study.name}`: {study.description}", "", f"Size: {size(study)}.", ""]
+    head = [f"### Study `{study.name}`: {study.description}", "", f"Size: {size(study)}.", ""]
     if not study.runs:
         return "\n".join(head + ["No records yet: run `make study` for it.", ""])
     lines = head + [
