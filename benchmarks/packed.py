@@ -15,12 +15,12 @@ default norms study (24 runs × 20 epochs × 60,000 images) packs its runs K at 
 images, measured). --train E then trains bn's three seeds packed for E epochs on all of MNIST
 and sets their accuracy beside the CPU runs of the same variant; --study E trains the whole
 study, --pack runs at a time, timed, each variant's accuracy beside the recorded runs
-(results/runs.csv). Needs torch and this repo.
+(results/runs/). Needs torch and this repo.
 """
 
 import argparse
 import copy
-import csv
+import json
 import math
 import os
 import sys
@@ -198,21 +198,22 @@ def train_check(base: dict, mnist: Path, epochs: int) -> None:
     ]
     print(f"  predictions of the pack = of each unpacked model alone: {same} % of test images")
     print(
-        "  bn trained alone on a CPU: 20 epochs, seed 0: 99.47 % (metrics/eval.json, bf16); "
-        "5 epochs, seeds 0-2: 99.24, 99.39, 99.31 % (results/runs.csv, float32)"
+        "  bn trained alone on a CPU: 20 epochs, seed 0: see metrics/eval.json; 5 epochs: "
+        f"{', '.join(recorded(5).get('bn', [])) or 'no record'} (results/runs/{STUDY}/bn/)"
     )
 
 
 def recorded(epochs: int) -> dict[str, list[str]]:
-    """results/runs.csv's final accuracies of the study's runs of `epochs` epochs, per variant,
-    each with the device it ran on."""
+    """The final accuracies in the study's run records (results/runs/<study>/<variant>/s*.json)
+    of `epochs` epochs, per variant, each with the device it ran on. Read as plain JSON: the
+    GPU machine need not have the analysis package's dependencies."""
     out: dict[str, list[str]] = {}
-    with open(ROOT / "results" / "runs.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if row["study"] == STUDY and int(row["p.recipe.epochs"]) == epochs:
-                out.setdefault(row["variant"], []).append(
-                    f"{float(row['acc']):.2f} {row['device']}"
-                )
+    for path in sorted((ROOT / "results" / "runs" / STUDY).glob("*/s*.json")):
+        record = json.loads(path.read_text())
+        if record["params"]["recipe"]["epochs"] == epochs:
+            out.setdefault(record["variant"], []).append(
+                f"{record['final']['acc']:.2f} {record['device']}"
+            )
     return out
 
 
