@@ -181,3 +181,52 @@ def test_records_of_the_same_run_with_different_results_are_reported(tmp_path):
     assert len(records.done(found)) == 1
     [line] = records.conflicts(found)
     assert line.startswith(f"{c}: same run as {a}") and "99.45 vs 99.47" in line
+
+
+def diverged_dict(params: dict | None = None) -> dict:
+    """A complete, valid divergence record, as a worker writes it when loop.fit stops a run."""
+    params = params or resolved({"train.epochs": 2, "train.lr": 1e6})
+    return {
+        "schema": 1,
+        "study": "norms",
+        "variant": "bn",
+        "seed": 2,
+        "dataset": "mnist",
+        "key": records.identity(params),
+        "params": params,
+        "error": "diverged at epoch 1, step 3 (loss=nan): lower lr or l1",
+        "host": "AMD EPYC (2 CPUs)",
+        "code": "0" * 40,
+        "torch": "2.13.0+cpu",
+        "device": "cpu",
+        "precision": "float32",
+    }
+
+
+def test_a_divergence_record_round_trips_and_is_no_record(tmp_path):
+    record = tmp_path / "runs/norms/bn/s2.json"
+    path = records.diverged_path(record)
+    assert path.name == "s2.diverged.json"
+    written = records.write_diverged(path, records.Diverged.model_validate(diverged_dict()))
+    back = records.read(written, records.Diverged)
+    assert back.model_dump(mode="json", by_alias=True) == diverged_dict()
+    assert back.source == path and back.identity() == diverged_dict()["key"]
+    assert records.read_diverged(tmp_path) == [back] and records.read_all(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.pop("error"), "missing key 'error'"),
+        (lambda d: d.update(seed="2"), "key 'seed': "),
+        (lambda d: d.update(extra=1), "unknown key 'extra'"),
+    ],
+)
+def test_a_corrupt_divergence_record_is_one_line_naming_file_and_key(tmp_path, change, message):
+    raw = diverged_dict()
+    change(raw)
+    path = tmp_path / "s2.diverged.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(NormlabError) as err:
+        records.read_diverged(tmp_path)
+    assert str(err.value).startswith(f"{path}: {message}") and "\n" not in str(err.value)

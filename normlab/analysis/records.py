@@ -29,6 +29,7 @@ SCHEMA = 1
 # float32 moves only the last digits): runs differing only in these are the same run.
 PLACE_AND_SPEED = ("device", "engine")
 RECORD_NAME = re.compile(r"^s\d+\.json$")  # s<seed>.json; sidecars and other files are not records
+DIVERGED_NAME = re.compile(r"^s\d+\.diverged\.json$")  # s<seed>.diverged.json, see Diverged
 
 
 def identity(params: dict) -> str:
@@ -125,6 +126,39 @@ class Record(_RecordModel):
         return f"{self.study}/{self.variant}/s{self.seed}"
 
 
+class Diverged(_RecordModel):
+    """A run that diverged (loop.fit stopped it on a non-finite loss): no numbers, but a result.
+
+    It sits beside where its record would go (`diverged_path`), so planning counts the run as
+    done (a deterministic run diverges again) and the report names it; deleting the file
+    retries the run."""
+
+    version: Literal[1] = Field(alias="schema")
+    study: str
+    variant: str
+    seed: int
+    dataset: str
+    key: str
+    params: dict[str, Any]
+    error: str  # loop.fit's message: 'diverged at epoch E, step S (loss=nan): …'
+    host: str
+    code: str
+    torch: str
+    device: str
+    precision: str
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    def identity(self) -> str:
+        return identity(self.params)
+
+    def label(self) -> str:
+        return f"{self.study}/{self.variant}/s{self.seed}"
+
+
 def _describe(exc: ValidationError, prefix: str = "") -> str:
     """pydantic's first error as one line: which key, what is wrong with it."""
     err = exc.errors()[0]
@@ -136,10 +170,11 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
     return f"key '{key}': {err['msg']} (got {err['input']!r})"
 
 
-def validate(raw: Any, source: Path | str) -> Record:
-    """A parsed JSON object → Record; any problem is one line naming `source` and the key."""
+def validate(raw: Any, source: Path | str, model: type = Record) -> Any:
+    """A parsed JSON object → Record (or `model`); any problem is one line naming `source`
+    and the key."""
     try:
-        record = Record.model_validate(raw)
+        record = model.model_validate(raw)
         identity(record.params)  # the params must still be valid params
     except ValidationError as exc:
         raise NormlabError(f"{source}: {_describe(exc)}") from None
@@ -148,15 +183,15 @@ def validate(raw: Any, source: Path | str) -> Record:
     return record
 
 
-def read(path: Path) -> Record:
-    """Read and validate one record file."""
+def read(path: Path, model: type = Record) -> Any:
+    """Read and validate one record file (a Record, or a Diverged with `model=Diverged`)."""
     try:
         raw = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise NormlabError(f"{path}: record not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise NormlabError(f"{path}: not a JSON record ({err})") from None
-    record = validate(raw, path)
+    record = validate(raw, path, model)
     record._source = Path(path)
     return record
 
@@ -164,6 +199,17 @@ def read(path: Path) -> Record:
 def read_all(root: Path) -> list[Record]:
     """Every record (s<seed>.json) under `root`, in path order; none if `root` does not exist."""
     return [read(p) for p in sorted(Path(root).rglob("s*.json")) if RECORD_NAME.match(p.name)]
+
+
+def diverged_path(path: Path) -> Path:
+    """Where the divergence record of the run whose record would be `path` goes."""
+    return Path(path).with_name(f"{Path(path).stem}.diverged.json")
+
+
+def read_diverged(root: Path) -> list[Diverged]:
+    """Every divergence record (s<seed>.diverged.json) under `root`, in path order."""
+    found = sorted(Path(root).rglob("s*.diverged.json"))
+    return [read(p, Diverged) for p in found if DIVERGED_NAME.match(p.name)]
 
 
 def sidecar(path: Path) -> Path:
@@ -184,9 +230,15 @@ def write(path: Path, record: Record, images: np.ndarray | None = None) -> list[
     return [*written, Path(path)]
 
 
-def done(records: list[Record]) -> dict[str, Record]:
-    """identity key → the first record (path order) of that run."""
-    found: dict[str, Record] = {}
+def write_diverged(path: Path, diverged: Diverged) -> Path:
+    """Write a divergence record atomically; return its path."""
+    write_json(path, diverged.model_dump(mode="json", by_alias=True))
+    return Path(path)
+
+
+def done(records: list[Any]) -> dict[str, Any]:
+    """identity key → the first record (path order) of that run (records or Diverged)."""
+    found: dict[str, Any] = {}
     for record in records:
         found.setdefault(record.identity(), record)
     return found
