@@ -1,5 +1,6 @@
 """The study runner end to end on tiny synthetic data: records, reruns, dead workers, verify."""
 
+import dataclasses
 import io
 import json
 import os
@@ -247,3 +248,47 @@ def test_code_version_ignores_commits_of_records_only(tmp_path, monkeypatch):
     assert worker.code_version() == code
     (tmp_path / "code.py").write_text("x = 2\n")
     assert worker.code_version() == code + "-dirty"
+
+
+def test_a_run_that_diverges_writes_a_divergence_record_and_is_not_retrained(
+    tmp_path, monkeypatch, capsys
+):
+    text = TINY.format(epochs=1, batch=64, variants="      bn: {norm: bn, train.lr: 1.0e+6}")
+    repo = tiny_repo(tmp_path / "repo", text)
+    first = study(repo, "run", "--file", "studies/t.yaml")
+    assert first.returncode == 0, first.stdout + first.stderr
+    # the worker exited 2 with loop.fit's one line, having written the divergence record
+    assert "diverged t/bn/s0 after" in first.stdout and "(exit 2); " in first.stdout
+    assert (
+        first.stderr.startswith("error: diverged at epoch 1, step")
+        and first.stderr.count("\n") == 1
+    )
+    assert "0/1 runs have records under results/t/runs; diverged: t/bn/s0" in first.stdout
+    path = repo / "results/t/runs/t/bn/s0.diverged.json"
+    gone = records.read(path, records.Diverged)
+    assert gone.error.startswith("diverged at epoch 1") and len(gone.code) == 40
+    assert not (repo / "results/t/runs/t/bn/s0.json").exists() and checkpoints(repo) == []
+
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("NORMLAB_CACHE", env_for(repo)["NORMLAB_CACHE"])
+    cli.main(["plan", "--file", "studies/t.yaml"])
+    out = capsys.readouterr().out
+    assert "t/bn/s0  diverged  diverged at epoch 1" in out and "s0.diverged.json to retry" in out
+    with pytest.raises(SystemExit) as again:
+        cli.main(["run", "--file", "studies/t.yaml"])
+    out = capsys.readouterr().out
+    assert again.value.code == 0 and "0 to train" in out and "start " not in out
+    assert "diverged: t/bn/s0 (delete its s<seed>.diverged.json to retry), not retrained" in out
+    path.unlink()  # deleting it retries the run
+    cli.main(["plan", "--file", "studies/t.yaml"])
+    assert "1 runs: 0 done, 1 to run" in capsys.readouterr().out
+
+
+def test_a_worker_that_wrote_a_divergence_record_is_reported_diverged_not_failed(tmp_path):
+    out = io.StringIO()
+    run = dataclasses.replace(_run(), path=tmp_path / "s0.json")
+    records.diverged_path(run.path).write_text("{}")
+    work = runner.Runner([], [], jobs=1, commit=False, logs=None, out=out)
+    work.finish(runner.Active(run, 1, _Exited(2), time.monotonic(), None), 2)
+    assert work.failed == [] and work.diverged == ["t/bn/s0"] and not work.pending
+    assert "diverged t/bn/s0" in out.getvalue() and "delete it to retry" in out.getvalue()

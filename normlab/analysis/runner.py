@@ -7,7 +7,8 @@ worker ends. A worker that dies (killed, crashed) is reported in one line and it
 started once more; it resumes from its per-epoch checkpoint in normlab's cache
 (`checkpoint.cache_path`), so neither a dead worker nor a killed study trains a run from scratch
 twice. A worker that stops with a user error (exit 2: a diverged run, a bad param) is not
-retried: it would fail the same way.
+retried: it would fail the same way; one that left a divergence record is reported as diverged
+(a result: planning counts it done), not as failed.
 
 With `commit`, each record is committed as it lands (only its own paths), so a long study
 survives its session being killed; records are what a clone, another machine or the report
@@ -143,6 +144,7 @@ class Runner:
         self.known, self.jobs, self.commit, self.logs, self.out = known, jobs, commit, logs, out
         self.active: list[Active] = []
         self.failed: list[str] = []
+        self.diverged: list[str] = []  # exit 2 with a divergence record: a result, not a failure
         self.started = self.finished = 0
         self.total = len(runs)
 
@@ -192,6 +194,14 @@ class Runner:
                 )
             return
         reason = _exit_reason(code) + _last_line(slot.log)
+        marker = records.diverged_path(run.path)
+        if code == USER_ERROR and marker.exists():
+            self.say(
+                f"diverged {run.label} after {seconds:.0f} s ({reason}); {marker} counts it "
+                "as done (delete it to retry)"
+            )
+            self.diverged.append(run.label)
+            return
         if code != USER_ERROR and slot.attempt == 1:
             self.say(
                 f"worker for {run.label} died after {seconds:.0f} s ({reason}); "

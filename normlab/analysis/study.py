@@ -94,10 +94,18 @@ def _known() -> list[Record]:
     return known
 
 
-def todo(runs: list[PlannedRun], known: list[Record]) -> list[PlannedRun]:
-    """The runs with no record of the same identity key, each key once."""
+def _diverged() -> dict[str, records.Diverged]:
+    """identity key → divergence record, from under results/: runs done, with no numbers."""
+    return records.done(records.read_diverged(studies.RESULTS))
+
+
+def todo(
+    runs: list[PlannedRun], known: list[Record], diverged: dict | None = None
+) -> list[PlannedRun]:
+    """The runs with no record nor divergence record of the same identity key, each key once
+    (a deterministic run that diverged would diverge again)."""
     done = records.done(known)
-    seen, left = set(done), []
+    seen, left = set(done) | set(diverged or {}), []
     for run in runs:
         if run.key not in seen:
             seen.add(run.key)
@@ -139,34 +147,51 @@ def run(the_plan: Plan, args: argparse.Namespace) -> int:
     jobs, commit = args.jobs, args.commit
     runs, sliced = _sliced(the_plan, args)
     known = _known()
-    left = todo(runs, known)
+    left = todo(runs, known, _diverged())
     check_room(left)
+    before = _diverged_runs(runs, known)
     print(
         f"{len(the_plan.runs)} runs planned{sliced}: {len(runs) - len(left)} have records, "
-        f"{len(left)} to train, {jobs} at a time; {runner.eta(left, known, jobs)}",
+        f"{len(left)} to train, {jobs} at a time; {runner.eta(left, known, jobs)}"
+        + (f"; {_diverged_text(before)}, not retrained" if before else ""),
         flush=True,
     )
     logs = checkpoint.cache_dir() / "logs" / time.strftime("%Y%m%d-%H%M%S") if jobs > 1 else None
     failed = runner.run_all(left, known, jobs=jobs, commit=commit, logs=logs)
-    have = len(runs) - len(failed)
+    diverged = _diverged_runs(runs, known)
+    have = len(runs) - len(failed) - len(diverged)
     print(
         f"{have}/{len(runs)} runs have records under {the_plan.out / 'runs'}"
+        + (f"; {_diverged_text(diverged)}" if diverged else "")
         + (f"; failed: {', '.join(failed)} (rerun to retry)" if failed else ""),
         flush=True,
     )
     return 1 if failed else 0
 
 
+def _diverged_runs(runs: list[PlannedRun], known: list[Record]) -> list[PlannedRun]:
+    """The runs with a divergence record and no record."""
+    done, diverged = records.done(known), _diverged()
+    return [r for r in runs if r.key in diverged and r.key not in done]
+
+
+def _diverged_text(runs: list[PlannedRun]) -> str:
+    labels = ", ".join(r.label for r in runs)
+    return f"diverged: {labels} (delete its s<seed>.diverged.json to retry)"
+
+
 def show_plan(the_plan: Plan, args: argparse.Namespace) -> None:
     runs, sliced = _sliced(the_plan, args)
     jobs = args.jobs
     known = _known()
-    done, first = records.done(known), {}
+    done, diverged, first = records.done(known), _diverged(), {}
     width = max((len(r.label) for r in runs), default=0)
     for r in runs:
         found = done.get(r.key)
         if found:
             state = f"done     {found.final.acc:6.2f} %  {found.seconds:7.1f} s  {found.source}"
+        elif r.key in diverged:
+            state = f"diverged  {diverged[r.key].error}  (delete {diverged[r.key].source} to retry)"
         elif r.key in first:
             state = f"to run   (same run as {first[r.key]})"
         else:
@@ -174,7 +199,7 @@ def show_plan(the_plan: Plan, args: argparse.Namespace) -> None:
             state = "to run   " + (f"~{runner.duration(guess)}" if guess else "no estimate")
         first.setdefault(r.key, r.label)
         print(f"{r.label:{width}s}  {state}")
-    left = todo(runs, known)
+    left = todo(runs, known, diverged)
     eta = f"; {runner.eta(left, known, jobs)} ({jobs} at a time)" if left else ""
     done_count = len(runs) - len(left)
     print(f"{len(the_plan.runs)} runs{sliced}: {done_count} done, {len(left)} to run{eta}")

@@ -4,8 +4,10 @@ record (and, for a dataset the repo does not ship, its misclassified images) ato
     python -m normlab.analysis.worker '<job as JSON>'
 
 normlab.analysis.runner starts one such process per run; `verify` (normlab.analysis.verify)
-calls `work` directly. The run trains from its per-epoch checkpoint in normlab's cache
-(`checkpoint.cache_path`) when one is there, so a killed worker's run resumes on its restart.
+calls `work` directly. A run that loop.fit stops as diverged gets a divergence record
+(`s<seed>.diverged.json`, records.Diverged) instead, and the worker still exits 2. The run
+trains from its per-epoch checkpoint in normlab's cache (`checkpoint.cache_path`) when one is
+there, so a killed worker's run resumes on its restart.
 """
 
 import json
@@ -19,11 +21,19 @@ import torch
 
 from normlab import checkpoint, config, data, device, evaluation, fetch, loop, outputs, plots
 from normlab.analysis import records
-from normlab.analysis.records import Record
+from normlab.analysis.records import Diverged, Record
 from normlab.errors import NormlabError, run_stage
 from normlab.features import PROBE_IMAGES, feature_probe
 from normlab.models import count_params
-from normlab.prepare import prepare
+from normlab.prepare import Prepared, prepare
+
+
+class DivergedRun(NormlabError):
+    """loop.fit stopped the run on a non-finite loss; `diverged` is its divergence record."""
+
+    def __init__(self, message: str, diverged: Diverged):
+        super().__init__(message)
+        self.diverged = diverged
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,27 @@ def checkpoint_of(job: Job) -> checkpoint.Checkpoint:
     return checkpoint.Checkpoint(path, fingerprint)
 
 
+def _diverged(job: Job, params: config.Params, prep: Prepared, error: str) -> Diverged:
+    """The divergence record of a run loop.fit stopped: who, what, where, and the message."""
+    return Diverged.model_validate(
+        {
+            "schema": records.SCHEMA,
+            "study": job.study,
+            "variant": job.variant,
+            "seed": job.seed,
+            "dataset": params.dataset,
+            "key": records.identity(job.params),
+            "params": job.params,
+            "error": error,
+            "host": device.host(),
+            "code": code_version(),
+            "torch": str(torch.__version__),
+            "device": str(prep.device),
+            "precision": prep.precision,
+        }
+    )
+
+
 def work(job: Job) -> tuple[Record, np.ndarray | None]:
     """Train and score one run; return its record and, for a dataset the repo does not ship,
     the misclassified test images (the grid must be redrawable from the repo alone)."""
@@ -101,20 +132,25 @@ def work(job: Job) -> tuple[Record, np.ndarray | None]:
     saved = checkpoint_of(job)
     model = device.compile_model(prep.model, prep.device) if params.engine.compile else prep.model
     probe = feature_probe(prep.batcher(prep.test.images[:PROBE_IMAGES], train=False))
-    fitted = loop.fit(
-        model,
-        train=prep.train,
-        test=prep.test,
-        batcher=prep.batcher,
-        recipe=params.recipe,
-        l1=params.l1,
-        l2=params.l2,
-        seed=params.seed,
-        eval_batch_size=params.engine.eval_batch_size,
-        autocast=prep.autocast,
-        checkpoint=saved,
-        probe=probe,
-    )
+    try:
+        fitted = loop.fit(
+            model,
+            train=prep.train,
+            test=prep.test,
+            batcher=prep.batcher,
+            recipe=params.recipe,
+            l1=params.l1,
+            l2=params.l2,
+            seed=params.seed,
+            eval_batch_size=params.engine.eval_batch_size,
+            autocast=prep.autocast,
+            checkpoint=saved,
+            probe=probe,
+        )
+    except NormlabError as err:  # a run that diverged is a result: say so in a record of it
+        if str(err).startswith("diverged"):
+            raise DivergedRun(str(err), _diverged(job, params, prep, str(err))) from None
+        raise
     ev = evaluation.evaluate(
         prep.model,
         prep.test,
@@ -182,7 +218,13 @@ def main(argv: list[str] | None = None) -> None:
     job = Job(**json.loads(argv[0]))
     checkpoint.prune()  # abandoned runs' checkpoints, as the train stage does
     ensure_data(job.params["dataset"])
-    record, images = work(job)
+    try:
+        record, images = work(job)
+    except DivergedRun as err:  # planning counts it done, the report names it
+        path = records.write_diverged(records.diverged_path(Path(job.record)), err.diverged)
+        checkpoint_of(job).remove()
+        print(f"wrote {path}", flush=True)
+        raise NormlabError(str(err)) from None
     records.write(Path(job.record), record, images)
     checkpoint_of(job).remove()
     print(f"wrote {job.record}: final acc {record.final.acc:.2f} %", flush=True)
