@@ -14,11 +14,12 @@ import yaml
 
 from conftest import ROOT
 from normlab import data
-from normlab.analysis import accuracy, misclassified, plotting, records, report, sections
+from normlab.analysis import accuracy, misclassified, plotting, records, report, sections, views
 from normlab.analysis import claims_file as cl
 from normlab.analysis import curves as curve_figures
 from normlab.analysis import verdicts as vd
 from normlab.errors import run_stage
+from test_records import diverged_dict
 from test_verdicts import fake_record
 
 
@@ -309,3 +310,33 @@ def test_dvc_plots_show_draws_each_variant_with_its_band(built, tmp_path):
         text=True,
     ).stdout
     assert json.loads(drawn) == {"areas": 3 * 2, "lines": 3 * 2}  # 3 variants × 2 panels
+
+
+def diverged_run(study: str, variant: str, seed: int, norm: str) -> vd.Outcome:
+    """A divergence record of a fake run, as the report sees it (no numbers)."""
+    params = fake_record(study, variant, seed, 11.35, norm=norm, epochs=3)["params"]
+    raw = diverged_dict(params) | {"study": study, "variant": variant, "seed": seed}
+    return views.outcome(records.Diverged.model_validate(raw))
+
+
+def test_a_diverged_seed_is_counted_and_named_and_every_figure_draws(tmp_path):
+    spec = {**NORMS, "none": ({"norm": "none"}, [99.00, 98.90]), "in": ({"norm": "in"}, [])}
+    study = fake_study("norms", spec)
+    gone = (diverged_run("norms", "none", 2, "none"), diverged_run("norms", "in", 0, "in"))
+    study = dataclasses.replace(study, runs=study.runs + gone)
+    claimed = claim(kind="higher", metric="final", variants=["in", "bn"])
+    inputs = report.Inputs((study,), ((claimed, study),))
+    readme = report.build(inputs, tmp_path).read_text()
+    assert "1 of 3 seeds diverged (seed 2: diverged at epoch 1, step 3)" in readme
+    assert "1 of 1 seeds diverged (seed 0: diverged at epoch 1, step 3)" in readme
+    verdict = next(line for line in readme.splitlines() if line.startswith("- **none** vs **bn**"))
+    assert "(did not learn); the 2 that learned are compared" in verdict
+    assert "| none | norm=none | 3/3 | 98.95 ± 0.07 |" in readme
+    assert "**in** vs **bn**: cannot be tested (not testable: no runs with numbers" in readme
+    assert "nan" not in readme.lower()
+    assert len(list(tmp_path.glob("*.png"))) == 5  # curves, accuracy, features, errors, grid
+    fig = accuracy.accuracy(study.runs, list(spec), "t", tmp_path / "a.png")
+    texts = [t.get_text() for t in fig.axes[1].texts]
+    assert "s2 diverged at epoch 1, step 3" in texts and "nan" not in " ".join(texts)
+    note = plotting.failed_note(study.runs)
+    assert "none s2 diverged (diverged at epoch 1, step 3)" in note and "nan" not in note

@@ -56,18 +56,22 @@ def _failed_panel(ax, failed: Sequence[Outcome], y: dict[str, int]) -> None:
     """Runs that did not learn: their final accuracy, beside the chance level."""
     for variant in dict.fromkeys(r.variant for r in failed):
         mine = [r for r in failed if r.variant == variant]
+        drawn = [r for r in mine if r.measured]  # a diverged run has no accuracy: named only
         ax.scatter(
-            [r.acc for r in mine],
-            [y[variant]] * len(mine),
+            [r.acc for r in drawn],
+            [y[variant]] * len(drawn),
             marker="x",
             color="firebrick",
             s=40,
             zorder=3,
         )
-        label = ", ".join(f"s{r.seed} {r.acc:.2f}" for r in mine) + " %"
+        if len(drawn) == len(mine):
+            label = ", ".join(f"s{r.seed} {r.acc:.2f}" for r in mine) + " %"
+        else:
+            label = ", ".join(f"s{r.seed} {r.final_text()}" for r in mine)
         ax.annotate(
             label,
-            (mine[0].acc, y[variant]),
+            (drawn[0].acc if drawn else 0.0, y[variant]),
             textcoords="offset points",
             xytext=(6, 5),
             fontsize=7,

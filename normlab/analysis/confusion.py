@@ -35,6 +35,12 @@ def confusion(runs: Sequence[Outcome], order: Sequence[str], title: str, path: P
 
 
 def _confusion_panel(ax, variant: str, runs: Sequence[Outcome]) -> None:
+    if not usable_runs(runs):  # every run diverged: no predictions to count
+        why = "; ".join(f"s{r.seed} {r.final_text()}" for r in runs)
+        ax.text(
+            0.5, 0.5, f"{variant}: no predictions\n({why})", ha="center", va="center", wrap=True
+        )
+        return
     counts = confusion_counts(runs)
     errors = np.where(np.eye(len(counts), dtype=bool), 0, counts)
     ax.axis("on")

@@ -55,7 +55,7 @@ def misclassified(
     for variant in order:
         mine = sorted((r for r in runs if r.variant == variant), key=lambda r: r.seed)
         if mine:
-            chosen[variant] = usable_runs(mine)[0]
+            chosen[variant] = (usable_runs(mine) or mine)[0]  # all diverged: say so
     cols = min(4, len(chosen))
     rows = math.ceil(len(chosen) / cols)
     with plotting.style():
@@ -73,10 +73,12 @@ def misclassified(
 def _grid_panel(ax, run: Outcome, pixels: np.ndarray | None) -> None:
     ax.set_title(f"{run.variant} (seed {run.seed})", fontsize=12, fontweight="bold")
     if pixels is None or not len(pixels):
+        stored = "no misclassified test images stored with this record"
+        why = stored if run.measured else f"the run {run.final_text()}"
         ax.text(
             0.5,
             0.5,
-            "no images: no misclassified test images stored with this record",
+            f"no images: {why}",
             ha="center",
             va="center",
             wrap=True,

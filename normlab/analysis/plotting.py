@@ -57,7 +57,7 @@ def colors(order: Sequence[str]) -> dict[str, tuple]:
 
 def failed_note(runs: Sequence[Outcome]) -> str:
     """'did not learn, not drawn: none s1 stayed at chance (11.35 %)' or ''."""
-    bad = [f"{r.label} {r.failure} ({r.acc:.2f} %)" for r in runs if r.failure]
+    bad = [f"{r.label} {r.failure} ({r.final_text()})" for r in runs if r.failure]
     return "did not learn, not drawn: " + "; ".join(bad) if bad else ""
 
 

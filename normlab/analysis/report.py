@@ -126,16 +126,19 @@ def claim_studies(
 
 
 def _done(out: Path) -> dict[str, Any]:
-    """identity key → record, from every record under results/ (and `out` when elsewhere);
-    two records of one run with different results stop the report (never merged silently)."""
-    found = records.read_all(st.RESULTS)
+    """identity key → record, from every record under results/ (and `out` when elsewhere),
+    then divergence records for runs with no record; two records of one run with different
+    results stop the report (never merged silently)."""
+    roots = [st.RESULTS]
     if not out.resolve().is_relative_to(st.RESULTS.resolve()):
-        found += records.read_all(out)
+        roots.append(out)
+    found = [r for root in roots for r in records.read_all(root)]
     clashes = records.conflicts(found)
     if clashes:
         more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
         raise NormlabError(clashes[0] + more)
-    return records.done(found)
+    diverged = [d for root in roots for d in records.read_diverged(root)]
+    return {**records.done(diverged), **records.done(found)}
 
 
 def _scope(args: argparse.Namespace, out: Path) -> str:

@@ -63,6 +63,7 @@ class Outcome:
     concurrent: int = 1  # runs its machine trained at once: its seconds include that sharing
     learned: bool = True  # the record's own flag (set by the evaluate stage, same rule)
     source: Path | None = None
+    error: str = ""  # a divergence record's message (then acc and loss are NaN)
 
     @property
     def failure(self) -> str | None:
@@ -71,6 +72,15 @@ class Outcome:
     @property
     def label(self) -> str:
         return f"{self.variant} s{self.seed}"
+
+    @property
+    def measured(self) -> bool:
+        """Whether it has numbers: a run loop.fit stopped (divergence record) has none."""
+        return math.isfinite(self.acc)
+
+    def final_text(self) -> str:
+        """'11.35 %', or for a run with no numbers why: 'diverged at epoch 1, step 3'."""
+        return f"{self.acc:.2f} %" if self.measured else self.error.split(" (")[0]
 
 
 def run_of(record: Any) -> Outcome:
@@ -102,14 +112,45 @@ def run_of(record: Any) -> Outcome:
     )
 
 
+def diverged_of(diverged: Any, classes: Sequence[str]) -> Outcome:
+    """A records.Diverged → Outcome with no numbers (acc and loss NaN, nothing to draw), so
+    the did-not-learn rules count and name it ('diverged')."""
+    nan = math.nan
+    return Outcome(
+        study=diverged.study,
+        variant=diverged.variant,
+        seed=diverged.seed,
+        dataset=diverged.dataset,
+        classes=tuple(classes),
+        acc=nan,
+        loss=nan,
+        best_acc=nan,
+        gap=nan,
+        history=(),
+        confusion=(),
+        misclassified={"index": [], "predicted": [], "actual": [], "confidence": []},
+        params=diverged.params,
+        seconds=0.0,
+        device=diverged.device,
+        precision=diverged.precision,
+        host=diverged.host,
+        torch=diverged.torch,
+        code=diverged.code,
+        learned=False,
+        source=diverged.source,
+        error=diverged.error,
+    )
+
+
 def learned_runs(runs: Sequence[Outcome]) -> list[Outcome]:
     return [r for r in runs if not r.failure]
 
 
 def usable_runs(runs: Sequence[Outcome]) -> list[Outcome]:
-    """What statistics and figures read: the runs that learned; every run when none did (a
-    quick check of the machinery, or not learning is the finding), so nothing is blank."""
-    return learned_runs(runs) or list(runs)
+    """What statistics and figures read: the runs that learned; every run with numbers when
+    none did (a quick check of the machinery, or not learning is the finding), so nothing is
+    blank unless every run diverged."""
+    return learned_runs(runs) or [r for r in runs if r.measured]
 
 
 @dataclass(frozen=True)
@@ -130,22 +171,24 @@ class VariantRuns:
 
     @property
     def usable(self) -> np.ndarray:
-        """The values tests read: those of the runs that learned; all of them when none did
-        (then not learning is the finding, e.g. InstanceNorm before global pooling)."""
-        return np.asarray(self.learned if self.learned else self.values, dtype=float)
+        """The values tests read: those of the runs that learned; all of them (with numbers)
+        when none did (then not learning is the finding, e.g. InstanceNorm before global
+        pooling)."""
+        measured = [v for r, v in zip(self.runs, self.values, strict=True) if r.measured]
+        return np.asarray(self.learned if self.learned else measured, dtype=float)
 
     def failed_text(self) -> str:
         """'1 of 3 seeds stayed at chance, 11.35 % (seed 2)'; '' when every run learned."""
         if not self.failed:
             return ""
         whys = sorted({r.failure for r in self.failed})
+        head = f"{len(self.failed)} of {len(self.runs)} seeds {' or '.join(whys)}"
+        if any(not r.measured for r in self.failed):  # no accuracy to print: say why per seed
+            return f"{head} ({'; '.join(f'seed {r.seed}: {r.final_text()}' for r in self.failed)})"
         accs = ", ".join(f"{r.acc:.2f} %" for r in self.failed)
         seeds = ", ".join(str(r.seed) for r in self.failed)
         plural = "s" if len(self.failed) > 1 else ""
-        return (
-            f"{len(self.failed)} of {len(self.runs)} seeds {' or '.join(whys)}, {accs} "
-            f"(seed{plural} {seeds})"
-        )
+        return f"{head}, {accs} (seed{plural} {seeds})"
 
     def basis(self) -> str:
         """What the statistics of this group are computed over, when not simply every run."""
@@ -192,6 +235,8 @@ def untestable(diff: Diff) -> str:
 
 def numbers(diff: Diff, p_adj: float, unit: str = "points") -> str:
     """'+0.03 points, 95 % CI −0.13 to +0.19; Welch p = 0.571, Holm p = 1; n = 3 vs 3'."""
+    if not math.isfinite(diff.estimate):
+        return f"not testable: no runs with numbers on one side; n = {sizes(diff)}"
     if not diff.testable:
         return (
             f"{signed(diff.estimate)} {unit}; not testable: {untestable(diff)}; n = {sizes(diff)}"

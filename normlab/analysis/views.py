@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from normlab import data
 from normlab.analysis import studies
 from normlab.analysis import verdicts as vd
 from normlab.analysis.claims_file import Reported
-from normlab.analysis.records import Record
+from normlab.analysis.records import Diverged, Record
 
 
 @dataclass(frozen=True)
@@ -47,18 +48,29 @@ class Inputs:
     scope: str = ""  # what this report is when it is not the project's answer (a profile …)
 
 
+def outcome(record: Record | Diverged) -> vd.Outcome:
+    """A record, or a divergence record (no numbers: named as diverged), as the report sees it."""
+    if isinstance(record, Diverged):
+        return vd.diverged_of(record, data.spec(record.dataset).classes)
+    return vd.run_of(record)
+
+
 def study_view(
-    name: str, spec: studies.Study, planned: Sequence[studies.PlannedRun], done: dict[str, Record]
+    name: str,
+    spec: studies.Study,
+    planned: Sequence[studies.PlannedRun],
+    done: dict[str, Record | Diverged],
 ) -> StudyView:
-    """A planned study with the runs that have records (relabelled with this study's names:
-    a run shared by two studies has one record, under the study that trained it)."""
+    """A planned study with the runs that have records or divergence records (relabelled with
+    this study's names: a run shared by two studies has one record, under the study that
+    trained it)."""
     runs, missing = [], []
     for run in planned:
         record = done.get(run.key)
         if record is None:
             missing.append((run.variant, run.seed))
         else:
-            runs.append(dataclasses.replace(vd.run_of(record), study=name, variant=run.variant))
+            runs.append(dataclasses.replace(outcome(record), study=name, variant=run.variant))
     overrides = {
         v: " ".join(f"{k}={val}" for k, val in o.items()) for v, o in spec.variants.items()
     }
