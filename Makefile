@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 # `dvc plots show` page with vega inlined, so charts draw offline (.dvc/config.local names it).
 TEMPLATE := .dvc/plots_template.html
 
-.PHONY: repro test test-all lint bench install clean study plan verify report proxy
+.PHONY: repro test test-slow lint bench install clean study plan verify report proxy
 
 # The venv is rebuilt only when the pinned dependencies change.
 $(STAMP): pyproject.toml requirements.lock
@@ -66,11 +66,11 @@ $(PROXY): $(PROXY_SRC)/build.py $(PROXY_SRC)/cifar10-jpeg-proxy.npz | $(STAMP)
 	$(BIN)/python $(PROXY_SRC)/build.py $(@D).part
 	mkdir -p $(@D) && mv $(@D).part/$(@F) $@ && rm -rf $(@D).part
 
-# `make test` leaves out the tests marked slow; `make test-all` runs just those (CI runs both).
+# `make test` leaves out the tests marked slow; `make test-slow` runs just those (CI runs both).
 test: $(STAMP) $(TEMPLATE)
 	$(BIN)/python -m pytest -m "not slow"
 
-test-all: $(STAMP) $(TEMPLATE)
+test-slow: $(STAMP) $(TEMPLATE)
 	$(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)

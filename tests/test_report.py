@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, write_params
 from normlab import data
 from normlab.analysis import accuracy, misclassified, plotting, records, report, sections, views
 from normlab.analysis import claims_file as cl
@@ -196,7 +196,7 @@ STUDIES = {
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
     """A git repo with the committed params.yaml, a study file, claims and records."""
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    write_params(tmp_path)
     (tmp_path / "studies").mkdir()
     (tmp_path / "studies" / "default.yaml").write_text(yaml.safe_dump(STUDIES))
     claims = {
@@ -281,9 +281,10 @@ def test_dvc_plots_show_draws_each_variant_with_its_band(built, tmp_path):
     """dvc.yaml's `results/bands` plot through the template .dvc/plots/bands.json: DVC fills it
     with the CSV, and (where node and the npm vega builds are) vega draws a line and a band per
     variant and quantity."""
-    for name in ("dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots/bands.json"):
+    for name in ("dvc.yaml", ".dvc/config", ".dvc/plots/bands.json"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
+    write_params(tmp_path)
     shutil.copytree(built[0] / "bands", tmp_path / "results" / "bands")
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     dvc = ROOT / ".venv" / "bin" / "dvc"
