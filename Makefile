@@ -78,8 +78,11 @@ lint: $(STAMP)
 
 # Seed-style loop vs normlab's engine, same model and steps (not part of `make test`).
 # Extra options: make bench BENCH_ARGS="--device cuda --steps 400 --stage"
+# Then images/s per run for K = 1, 3, 12 packed runs and the projected norms-study time
+# (benchmarks/packed.py; PACKED_ARGS="--device cuda" on a GPU).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/packed.py $(PACKED_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules $(TEMPLATE)
