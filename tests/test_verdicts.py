@@ -13,6 +13,7 @@ from conftest import params_dict
 from normlab import config, data
 from normlab.analysis import stats as st
 from normlab.analysis import verdicts as vd
+from normlab.analysis import wording
 
 
 def history(
@@ -222,4 +223,4 @@ def test_a_variant_where_no_seed_learned_is_compared_on_all_its_runs():
 
 def test_zero_spread_is_not_testable_rather_than_certain():
     d = st.welch([99.0, 99.0], [99.0, 99.0])
-    assert not d.testable and "no spread between seeds" in vd.numbers(d, math.nan)
+    assert not d.testable and "no spread between seeds" in wording.numbers(d, math.nan)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from normlab.analysis import stats
+from normlab.analysis import stats, wording
 from normlab.analysis import verdicts as vd
 from normlab.analysis.claims_file import FILE
 from normlab.errors import NormlabError
@@ -200,21 +200,22 @@ def _line(test: Test, p_adj: tuple[float, float], claim: Any) -> str:
     """'A − B = +0.50 points (95 % CI …; p = …, Holm p = …; n = 4 vs 4)', with the runs that
     did not learn. p_adj: the Holm-adjusted (p for, p against)."""
     d = test.diff
-    n = vd.sizes(d)
+    n = wording.sizes(d)
     notes = "".join(f"; {g.basis()}" for g in test.groups if g.basis())
-    head = f"{test.label} = {vd.signed(d.estimate)} {test.unit}"
+    head = f"{test.label} = {wording.signed(d.estimate)} {test.unit}"
     if not d.testable:
-        return f"{head}, not testable ({vd.untestable(d)}; n = {n}){notes}"
+        return f"{head}, not testable ({wording.untestable(d)}; n = {n}){notes}"
     if test.note:  # an interval: the TOST for it, the test of lying outside against it
         p = (
-            f"{test.note} p = {vd.fmt_p(test.p_for)}, Holm p = {vd.fmt_p(p_adj[0])}; outside it: "
-            f"p = {vd.fmt_p(test.p_against)}, Holm p = {vd.fmt_p(p_adj[1])}"
+            f"{test.note} p = {wording.fmt_p(test.p_for)}, "
+            f"Holm p = {wording.fmt_p(p_adj[0])}; outside it: "
+            f"p = {wording.fmt_p(test.p_against)}, Holm p = {wording.fmt_p(p_adj[1])}"
         )
     else:
         side = 0 if test.p_for <= test.p_against else 1
         raw = (test.p_for, test.p_against)[side]
-        p = f"p = {vd.fmt_p(raw)}, Holm p = {vd.fmt_p(p_adj[side])}"
-    ci = f"95 % CI {vd.signed(d.low)} to {vd.signed(d.high)}"
+        p = f"p = {wording.fmt_p(raw)}, Holm p = {wording.fmt_p(p_adj[side])}"
+    ci = f"95 % CI {wording.signed(d.low)} to {wording.signed(d.high)}"
     return f"{head} ({ci}; {p}; n = {n}){_never(test, claim)}{notes}"
 
 
@@ -230,7 +231,7 @@ def _verdict(claim: Any, tests: list[Test]) -> Verdict:
         return Verdict(claim, WORDS[0], detail)
     if any(p < stats.ALPHA for p in adj_against):
         return Verdict(claim, WORDS[1], detail)
-    ns = sorted({vd.sizes(t.diff) for t in tests})
+    ns = sorted({wording.sizes(t.diff) for t in tests})
     mdds = [t.diff.mdd for t in tests if math.isfinite(t.diff.mdd)]
     if mdds and not any(t.note for t in tests):
         detail += f"; smallest difference this n could detect: {max(mdds):.2f} {tests[0].unit}"

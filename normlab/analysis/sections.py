@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from normlab import outputs
-from normlab.analysis import figures
+from normlab.analysis import figures, wording
 from normlab.analysis import verdicts as vd
 from normlab.analysis.records import PLACE_AND_SPEED
 from normlab.analysis.stats import describe
@@ -58,7 +58,7 @@ def study_table(study: StudyView) -> str:
                 variant,
                 overrides,
                 f"{len(runs)}/{planned}",
-                vd.pm(stats),
+                wording.pm(stats),
                 "–" if not stats.n else f"{stats.median:.2f}",
                 "–" if not stats.n else f"{stats.low:.2f}–{stats.high:.2f}",
                 g.failed_text() or ("–" if runs else ""),

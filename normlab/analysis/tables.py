@@ -6,6 +6,7 @@ from typing import Any
 
 from normlab import data
 from normlab.analysis import verdicts as vd
+from normlab.analysis import wording
 from normlab.analysis.stats import describe
 from normlab.analysis.views import StudyView
 from normlab.errors import NormlabError
@@ -56,12 +57,12 @@ def cell(runs: Sequence[vd.Outcome], value=lambda r: r.acc, digits: int = 2) -> 
     g = vd.group("", runs, [value(r) for r in runs])
     stats = describe(g.usable)
     if not g.failed:
-        return f"{vd.pm(stats, digits)} ({stats.n})"
+        return f"{wording.pm(stats, digits)} ({stats.n})"
     if not g.learned:
-        return f"{vd.pm(stats, digits)} ({len(runs)}, none learned)"
-    return f"{vd.pm(stats, digits)} ({stats.n} of {len(runs)}; {len(g.failed)} did not learn)"
+        return f"{wording.pm(stats, digits)} ({len(runs)}, none learned)"
+    return f"{wording.pm(stats, digits)} ({stats.n} of {len(runs)}; {len(g.failed)} did not learn)"
 
 
 def alongside(g: vd.VariantRuns, value, digits: int = 2) -> str:
     """mean ± std of another number over the same runs as the group's accuracy statistics."""
-    return vd.pm(describe([value(r) for r in vd.usable_runs(g.runs)]), digits)
+    return wording.pm(describe([value(r) for r in vd.usable_runs(g.runs)]), digits)
