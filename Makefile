@@ -37,7 +37,13 @@ repro: $(STAMP) $(TEMPLATE)
 # give `plan` and `report` the same ARGS as `study`. JOBS runs train at once (worker processes).
 ARGS    ?=
 JOBS    ?= 1
-study: $(STAMP)
+# The CIFAR-10 proxy's source (shared/ beside the repo) and where `make proxy` puts it.
+PROXY_SRC ?= ../shared/datasets/cifar-10-proxy
+PROXY     := data/mirror/cifar10-proxy/cifar-10-binary-proxy.tar.gz
+
+# A study of studies/seeds.yaml needs the CIFAR-10 proxy (s004): built first, once, wherever
+# its source is present, so a fresh clone runs every study with no hand step.
+study: $(STAMP) $(if $(findstring seeds.yaml,$(ARGS)),$(if $(wildcard $(PROXY_SRC)/build.py),$(PROXY)))
 	$(BIN)/python -m normlab.analysis.study run --jobs $(JOBS) $(ARGS)
 
 plan: $(STAMP)
@@ -57,8 +63,6 @@ report: $(STAMP)
 # PROXY_SRC into data/mirror/cifar10-proxy/ (gitignored), where normlab.fetch finds it: once per
 # clone, before any cifar10-proxy run (s004 of studies/seeds.yaml). Built in a .part folder and
 # moved into place whole, so an interrupted build leaves nothing that passes for the proxy.
-PROXY_SRC ?= ../shared/datasets/cifar-10-proxy
-PROXY     := data/mirror/cifar10-proxy/cifar-10-binary-proxy.tar.gz
 proxy: $(PROXY)
 
 $(PROXY): $(PROXY_SRC)/build.py $(PROXY_SRC)/cifar10-jpeg-proxy.npz | $(STAMP)
