@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -341,3 +342,18 @@ def test_a_diverged_seed_is_counted_and_named_and_every_figure_draws(tmp_path):
     assert "s2 diverged at epoch 1, step 3" in texts and "nan" not in " ".join(texts)
     note = plotting.failed_note(study.runs)
     assert "none s2 diverged (diverged at epoch 1, step 3)" in note and "nan" not in note
+
+
+def test_the_committed_results_are_what_make_report_builds_from_the_committed_records(tmp_path):
+    """A clone holding only git's files (records, no DVC experiments, no data downloads)
+    rebuilds results/ byte for byte: every number there comes from the records."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    built = subprocess.run(
+        [sys.executable, "-m", "normlab.analysis.report"], cwd=clone, capture_output=True, text=True
+    )
+    assert built.returncode == 0, built.stderr
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "results/"], cwd=clone, capture_output=True, text=True
+    ).stdout
+    assert changed == "", changed
