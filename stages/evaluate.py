@@ -9,11 +9,9 @@ import sys
 import numpy as np
 import torch
 
-from normlab import config, data, plots
+from normlab import config, data, plots, run
 from normlab.errors import NormlabError, run_stage
-from normlab.evaluation import evaluate
 from normlab.io import write_json, write_text
-from normlab.models import count_params
 from normlab.outputs import (
     CHANCE_MARGIN,
     CONFUSION_CSV,
@@ -22,7 +20,6 @@ from normlab.outputs import (
     MISCLASSIFIED_PNG,
     MODEL,
     RUN_JSON,
-    eval_metrics,
     learned,
     misclassified,
 )
@@ -46,29 +43,10 @@ def main() -> None:
     prep = prepare(params)
     state = load_model(MODEL, prep.device)
     prep.model.load_state_dict(state["model"])
-    result = evaluate(
-        prep.model,
-        prep.test,
-        prep.batcher,
-        params.engine.eval_batch_size,
-        prep.autocast,
-        params.recipe.tta,
-    )
-    actual = prep.test.labels.cpu().numpy()
-    predicted = result.predictions.numpy()
     history = state["history"]
-    write_json(
-        EVAL_JSON,
-        eval_metrics(
-            history=history,
-            acc=result.acc,
-            loss=result.loss,
-            actual=actual,
-            predicted=predicted,
-            classes=prep.classes,
-            param_count=count_params(prep.model),
-        ),
-    )
+    scored = run.score(params, prep, history)
+    result, actual, predicted = scored.evaluation, scored.actual, scored.predicted
+    write_json(EVAL_JSON, scored.metrics)
     # `data` names the dataset as results must show it: a proxy run says PROXY here and in titles.
     write_json(
         RUN_JSON,

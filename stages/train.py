@@ -7,12 +7,9 @@ stage's outputs, so a killed `dvc repro` or `dvc exp run` resumes when rerun.
 import torch
 from dvclive import Live
 
-from normlab import checkpoint, config, data
-from normlab.device import compile_model
+from normlab import checkpoint, config, data, run
 from normlab.errors import run_stage
-from normlab.features import PROBE_IMAGES, feature_probe
 from normlab.io import atomic_path
-from normlab.loop import fit
 from normlab.models import count_params
 from normlab.outputs import LIVE, MODEL
 from normlab.prepare import prepare
@@ -33,7 +30,6 @@ def main() -> None:
     checkpoint.prune()
     fingerprint = checkpoint.fingerprint(params.model_dump())
     saved = checkpoint.Checkpoint(checkpoint.cache_path(fingerprint), fingerprint)
-    model = compile_model(prep.model, prep.device) if params.engine.compile else prep.model
     with Live(str(LIVE), dvcyaml=False, save_dvc_exp=False, report=None) as live:
 
         def log(record: dict) -> None:
@@ -43,22 +39,7 @@ def main() -> None:
                     live.log_metric(key, value)
             live.next_step()
 
-        probe = feature_probe(prep.batcher(prep.test.images[:PROBE_IMAGES], train=False))
-        fitted = fit(
-            model,
-            train=prep.train,
-            test=prep.test,
-            batcher=prep.batcher,
-            recipe=r,
-            l1=params.l1,
-            l2=params.l2,
-            seed=params.seed,
-            eval_batch_size=params.engine.eval_batch_size,
-            autocast=prep.autocast,
-            checkpoint=saved,
-            log=log,
-            probe=probe,
-        )
+        fitted = run.train(params, prep, saved, log)
     state = {
         "model": prep.model.state_dict(),
         "history": fitted.history,

@@ -19,12 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from normlab import checkpoint, config, data, device, evaluation, fetch, loop, outputs, plots
+from normlab import checkpoint, config, data, device, fetch, outputs, plots, run
 from normlab.analysis import records
 from normlab.analysis.records import Diverged, Record
 from normlab.errors import NormlabError, run_stage
-from normlab.features import PROBE_IMAGES, feature_probe
-from normlab.models import count_params
 from normlab.prepare import Prepared, prepare
 
 
@@ -130,44 +128,18 @@ def work(job: Job) -> tuple[Record, np.ndarray | None]:
     params = config.Params.model_validate(job.params)
     prep = prepare(params)
     saved = checkpoint_of(job)
-    model = device.compile_model(prep.model, prep.device) if params.engine.compile else prep.model
-    probe = feature_probe(prep.batcher(prep.test.images[:PROBE_IMAGES], train=False))
     try:
-        fitted = loop.fit(
-            model,
-            train=prep.train,
-            test=prep.test,
-            batcher=prep.batcher,
-            recipe=params.recipe,
-            l1=params.l1,
-            l2=params.l2,
-            seed=params.seed,
-            eval_batch_size=params.engine.eval_batch_size,
-            autocast=prep.autocast,
-            checkpoint=saved,
-            probe=probe,
-        )
+        fitted = run.train(params, prep, saved)
     except NormlabError as err:  # a run that diverged is a result: say so in a record of it
         if str(err).startswith("diverged"):
             raise DivergedRun(str(err), _diverged(job, params, prep, str(err))) from None
         raise
-    ev = evaluation.evaluate(
-        prep.model,
-        prep.test,
-        prep.batcher,
-        params.engine.eval_batch_size,
-        prep.autocast,
-        params.recipe.tta,
-    )
-    actual, predicted = prep.test.labels.cpu().numpy(), ev.predictions.numpy()
-    metrics = outputs.eval_metrics(
-        history=fitted.history,
-        acc=ev.acc,
-        loss=ev.loss,
-        actual=actual,
-        predicted=predicted,
-        classes=prep.classes,
-        param_count=count_params(prep.model),
+    scored = run.score(params, prep, fitted.history)
+    ev, actual, predicted, metrics = (
+        scored.evaluation,
+        scored.actual,
+        scored.predicted,
+        scored.metrics,
     )
     wrong = _misclassified(actual, predicted, ev.confidence.numpy())
     record = Record.model_validate(
