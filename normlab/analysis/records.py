@@ -81,8 +81,8 @@ class DvcExperiment(_RecordModel):
     commit: str
 
 
-class Record(_RecordModel):
-    """One finished run (see the module docstring and .scratch/DESIGN.md for each field)."""
+class _RunRecord(_RecordModel):
+    """What every record of a run says: which run, what it computed, where and with what code."""
 
     version: Literal[1] = Field(alias="schema")  # `schema` in the file; pydantic owns .schema
     study: str
@@ -91,27 +91,11 @@ class Record(_RecordModel):
     dataset: str
     key: str  # identity key when it was written (matching recomputes it: see `identity`)
     params: dict[str, Any]
-    history: list[dict[str, int | float]]
-    final: Score
-    best: Best
-    train: Score
-    gap: float
-    learned: bool
-    per_class_acc: dict[str, float]
-    confusion: list[list[int]]
-    misclassified: Misclassified
-    param_count: int
-    weights: Weights
-    seconds: float
     device: str
     precision: str
     torch: str
     host: str
     code: str
-    data_md5: dict[str, str]
-    packed: int  # runs trained together as one packed model (issue 17); 1 = trained alone
-    concurrent: int  # runs this machine trained at once when this one ran (seconds include it)
-    dvc: DvcExperiment | None
     _source: Path | None = PrivateAttr(default=None)
 
     @property
@@ -126,37 +110,35 @@ class Record(_RecordModel):
         return f"{self.study}/{self.variant}/s{self.seed}"
 
 
-class Diverged(_RecordModel):
+class Record(_RunRecord):
+    """One finished run (see the module docstring and .scratch/DESIGN.md for each field)."""
+
+    history: list[dict[str, int | float]]
+    final: Score
+    best: Best
+    train: Score
+    gap: float
+    learned: bool
+    per_class_acc: dict[str, float]
+    confusion: list[list[int]]
+    misclassified: Misclassified
+    param_count: int
+    weights: Weights
+    seconds: float
+    data_md5: dict[str, str]
+    packed: int  # runs trained together as one packed model (issue 17); 1 = trained alone
+    concurrent: int  # runs this machine trained at once when this one ran (seconds include it)
+    dvc: DvcExperiment | None
+
+
+class Diverged(_RunRecord):
     """A run that diverged (loop.fit stopped it on a non-finite loss): no numbers, but a result.
 
     It sits beside where its record would go (`diverged_path`), so planning counts the run as
     done (a deterministic run diverges again) and the report names it; deleting the file
     retries the run."""
 
-    version: Literal[1] = Field(alias="schema")
-    study: str
-    variant: str
-    seed: int
-    dataset: str
-    key: str
-    params: dict[str, Any]
     error: str  # loop.fit's message: 'diverged at epoch E, step S (loss=nan): …'
-    host: str
-    code: str
-    torch: str
-    device: str
-    precision: str
-    _source: Path | None = PrivateAttr(default=None)
-
-    @property
-    def source(self) -> Path | None:
-        return self._source
-
-    def identity(self) -> str:
-        return identity(self.params)
-
-    def label(self) -> str:
-        return f"{self.study}/{self.variant}/s{self.seed}"
 
 
 def _describe(exc: ValidationError, prefix: str = "") -> str:

@@ -101,25 +101,27 @@ def checkpoint_of(job: Job) -> checkpoint.Checkpoint:
     return checkpoint.Checkpoint(path, fingerprint)
 
 
+def _run_fields(job: Job, params: config.Params, prep: Prepared) -> dict:
+    """What every record of the run says (records._RunRecord): which run, where, what code."""
+    return {
+        "schema": records.SCHEMA,
+        "study": job.study,
+        "variant": job.variant,
+        "seed": job.seed,
+        "dataset": params.dataset,
+        "key": records.identity(job.params),
+        "params": job.params,
+        "device": str(prep.device),
+        "precision": prep.precision,
+        "torch": str(torch.__version__),
+        "host": device.host(),
+        "code": code_version(),
+    }
+
+
 def _diverged(job: Job, params: config.Params, prep: Prepared, error: str) -> Diverged:
     """The divergence record of a run loop.fit stopped: who, what, where, and the message."""
-    return Diverged.model_validate(
-        {
-            "schema": records.SCHEMA,
-            "study": job.study,
-            "variant": job.variant,
-            "seed": job.seed,
-            "dataset": params.dataset,
-            "key": records.identity(job.params),
-            "params": job.params,
-            "error": error,
-            "host": device.host(),
-            "code": code_version(),
-            "torch": str(torch.__version__),
-            "device": str(prep.device),
-            "precision": prep.precision,
-        }
-    )
+    return Diverged.model_validate({**_run_fields(job, params, prep), "error": error})
 
 
 def work(job: Job) -> tuple[Record, np.ndarray | None]:
@@ -144,13 +146,7 @@ def work(job: Job) -> tuple[Record, np.ndarray | None]:
     wrong = _misclassified(actual, predicted, ev.confidence.numpy())
     record = Record.model_validate(
         {
-            "schema": records.SCHEMA,
-            "study": job.study,
-            "variant": job.variant,
-            "seed": job.seed,
-            "dataset": params.dataset,
-            "key": records.identity(job.params),
-            "params": job.params,
+            **_run_fields(job, params, prep),
             "history": fitted.history,
             "final": metrics["test"],
             "best": {k: metrics["best"][k] for k in ("acc", "epoch")},
@@ -163,11 +159,6 @@ def work(job: Job) -> tuple[Record, np.ndarray | None]:
             "param_count": metrics["params"],
             "weights": metrics["weights"],
             "seconds": round(fitted.seconds, 2),
-            "device": str(prep.device),
-            "precision": prep.precision,
-            "torch": str(torch.__version__),
-            "host": device.host(),
-            "code": code_version(),
             "data_md5": {
                 n: data.md5(outputs.RAW / params.dataset / n) for n in data_files(params.dataset)
             },
