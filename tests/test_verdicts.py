@@ -224,3 +224,9 @@ def test_a_variant_where_no_seed_learned_is_compared_on_all_its_runs():
 def test_zero_spread_is_not_testable_rather_than_certain():
     d = st.welch([99.0, 99.0], [99.0, 99.0])
     assert not d.testable and "no spread between seeds" in wording.numbers(d, math.nan)
+
+
+def test_mean_and_spread_are_written_only_where_there_is_a_spread():
+    assert wording.pm(st.describe([99.30, 99.34, 99.32])) == "99.32 ± 0.02"
+    assert wording.pm(st.describe([99.36])) == "99.36"  # one run has no std to give
+    assert wording.pm(st.describe([])) == "–"

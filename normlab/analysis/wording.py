@@ -8,9 +8,11 @@ from normlab.analysis.stats import Diff, Stats
 
 
 def pm(stats_: Stats, digits: int = 2) -> str:
-    """'99.31 ± 0.08' (std over seeds); '–' for no runs."""
+    """'99.31 ± 0.08' (std over seeds); '99.36' for one run (it has no spread); '–' for none."""
     if not stats_.n:
         return "–"
+    if stats_.n == 1:
+        return f"{stats_.mean:.{digits}f}"
     return f"{stats_.mean:.{digits}f} ± {stats_.std:.{digits}f}"
 
 
