@@ -54,8 +54,9 @@ verify: $(STAMP)
 	@test -n "$(RUN)" || { echo "usage: make verify RUN=results/runs/<study>/<variant>/s<seed>.json"; exit 2; }
 	$(BIN)/python -m normlab.analysis.study verify $(RUN)
 
-# results/README.md, figures and seed bands from the run records alone (retrains nothing); a
-# profile or another study file writes results/<profile or file name>/ instead.
+# results/README.md, figures and seed bands from the run records alone (retrains nothing), and
+# results/<name>/ for each other studies/<name>.yaml with records; with ARGS, that one report
+# (a profile or another study file writes results/<profile or file name>/).
 report: $(STAMP)
 	$(BIN)/python -m normlab.analysis.report $(ARGS)
 

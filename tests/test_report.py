@@ -247,6 +247,19 @@ def test_cli_reads_records_and_the_plan(repo):
     assert first == {p: p.read_bytes() for p in (repo / "results").glob("*.*")}
 
 
+def test_no_options_rebuilds_every_study_files_report_and_links_the_ones_built(repo):
+    """`make report`: results/ and results/<file>/ for each other study file with records."""
+    one_epoch = {"studies": {"fake": {**STUDIES["studies"]["fake"], "epochs": 1}}}
+    (repo / "studies" / "short.yaml").write_text(yaml.safe_dump(one_epoch))  # tiny's records
+    three_epochs = {"studies": {"later": {**STUDIES["studies"]["fake"], "epochs": 3}}}
+    (repo / "studies" / "later.yaml").write_text(yaml.safe_dump(three_epochs))  # none run
+    report.main([])
+    assert "4 of 4 planned runs" in (repo / "results" / "short" / "README.md").read_text()
+    assert not (repo / "results" / "later").exists()  # no records: skipped, not an empty report
+    readme = (repo / "results" / "README.md").read_text()
+    assert "[`results/short/`](short/README.md)" in readme and "results/later" not in readme
+
+
 def test_a_profile_writes_its_own_folder_never_results(repo):
     report.main(["--profile", "tiny"])
     assert (repo / "results" / "tiny" / "README.md").exists()

@@ -11,7 +11,10 @@ reads the plan (normlab.analysis.studies) and the records (normlab.analysis.reco
 
 Usage: python -m normlab.analysis.report [--file F] [--study S …] [--profile P] [--epochs N]
        [--set key=value …] [--out DIR]
-The default study file writes results/; a profile or another file writes
+With no options it rebuilds everything committed under results/ (what `make report` does):
+results/README.md from the default study file, then results/<name>/README.md for each other
+study file that has records (studies/seeds.yaml → results/seeds/). With options it builds one
+report: the default file's in results/, a profile's or another file's in
 results/<profile or file name>/ (never over the committed answer).
 """
 
@@ -53,7 +56,15 @@ def provenance(inputs: Inputs) -> str:
     return "\n".join(lines)
 
 
-def build(inputs: Inputs, out: Path) -> Path:
+def other_reports(files: Sequence[Path]) -> str:
+    """Links from results/README.md to the reports of the other study files."""
+    if not files:
+        return ""
+    links = [f"[`results/{f.stem}/`]({f.stem}/README.md) (`{f}`)" for f in files]
+    return "Other studies, each with its own report: " + ", ".join(links) + "."
+
+
+def build(inputs: Inputs, out: Path, others: Sequence[Path] = ()) -> Path:
     """Write out/README.md, its figures and out/bands/*.csv; return the README path."""
     out.mkdir(parents=True, exist_ok=True)
     found = writeups.judge_all(inputs)
@@ -64,6 +75,7 @@ def build(inputs: Inputs, out: Path) -> Path:
         "verdict below is computed from them. Do not edit by hand.",
         "",
         *([f"**{inputs.scope}**", ""] if inputs.scope else []),
+        *([other_reports(others), ""] if others else []),
     ]
     parts = [
         "\n".join(head),
@@ -94,13 +106,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def study_files() -> list[Path]:
+    """Every study file under studies/, the default first (the claims file is not one)."""
+    others = [
+        p
+        for p in sorted(Path("studies").glob("*.yaml"))
+        if p.resolve() not in (claims_file.FILE.resolve(), st.DEFAULT_FILE.resolve())
+    ]
+    return [st.DEFAULT_FILE, *others]
+
+
 def _defining_files() -> dict[str, Path]:
-    """study name → the studies/*.yaml file that defines it (the claims file aside)."""
+    """study name → the study file that defines it."""
     defined: dict[str, Path] = {}
-    for path in sorted(Path("studies").glob("*.yaml")):
-        if path.resolve() != claims_file.FILE.resolve():
-            for name in st.load_file(path).studies:
-                defined.setdefault(name, path)
+    for path in study_files():
+        for name in st.load_file(path).studies:
+            defined.setdefault(name, path)
     return defined
 
 
@@ -150,8 +171,12 @@ def _scope(args: argparse.Namespace, out: Path) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+class NoRecords(NormlabError):
+    """None of a report's planned runs has a record yet."""
+
+
+def report(argv: list[str], others: Sequence[Path] = ()) -> tuple[Path, int, int]:
+    """Build one report from these options; its README's path, the runs in it, runs planned."""
     args = _parser().parse_args(argv)
     plan = study.plan_from_args(args)
     out = args.out or plan.out
@@ -161,8 +186,9 @@ def main(argv: list[str] | None = None) -> None:
         study_view(n, s, [r for r in plan.runs if r.study == n], done)
         for n, s in plan.studies.items()
     )
-    if not any(v.runs for v in views):
-        raise NormlabError(
+    reported_runs = sum(len(v.runs) for v in views)
+    if not reported_runs:
+        raise NoRecords(
             f"no records for any of the {len(plan.runs)} planned runs: run "
             "`make study` first (with the same --file/--profile/--epochs/--set)"
         )
@@ -174,8 +200,29 @@ def main(argv: list[str] | None = None) -> None:
     reported = tuple(r for r in claimed.reported if everything or r.study in own)
     scope = "" if everything else _scope(args, out)
     inputs = Inputs(views, tuple(with_studies), reported, command, scope=scope)
-    readme = build(inputs, out)
-    print(f"wrote {readme}: {sum(len(v.runs) for v in views)} of {len(plan.runs)} planned runs")
+    return build(inputs, out, others), reported_runs, len(plan.runs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        readme, runs, planned = report(argv)
+        print(f"wrote {readme}: {runs} of {planned} planned runs")
+        return
+    # No options: every committed report, the other files' first so results/ links only to
+    # the ones that exist.
+    default, *files = study_files()
+    built = []
+    for path in files:
+        try:
+            readme, runs, planned = report(["--file", str(path)])
+        except NoRecords:
+            print(f"skipped {path}: none of its runs has a record yet")
+            continue
+        built.append(path)
+        print(f"wrote {readme}: {runs} of {planned} planned runs")
+    readme, runs, planned = report([], others=built)
+    print(f"wrote {readme}: {runs} of {planned} planned runs")
 
 
 if __name__ == "__main__":
