@@ -370,3 +370,10 @@ def test_the_committed_results_are_what_make_report_builds_from_the_committed_re
         ["git", "status", "--porcelain", "results/"], cwd=clone, capture_output=True, text=True
     ).stdout
     assert changed == "", changed
+
+
+def test_the_size_line_names_a_variant_with_fewer_seeds():
+    view = fake_study("norms", {"bn": ({"norm": "bn"}, [99.3, 99.4, 99.35])})
+    view = dataclasses.replace(view, variant_seeds={"in": (0,)}, missing=(("in", 0),))
+    line = sections.size(view)
+    assert "seeds 0, 1, 2 (in: 0);" in line and "3 of 4 planned runs have records" in line

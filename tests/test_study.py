@@ -52,6 +52,21 @@ def test_tiny_profile_and_command_line_overrides(spec):
     assert all(r.params["recipe"]["epochs"] == 5 and r.params["norm"] == "ln" for r in five)
 
 
+def test_a_variant_can_run_fewer_seeds_and_a_profile_keeps_them(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "profiles: {two: {seeds: [5, 6]}, first: {variants: 1}}\n"
+        "studies: {s: {epochs: 1, seeds: [0, 1, 2], variants: {bn: {}, in: {norm: in}},"
+        " variant_seeds: {in: [0]}}}\n"
+    )
+    spec = studies.load_file(path)
+    labels = [r.label for r in studies.plan(spec, BASE).runs]
+    assert labels == ["s/bn/s0", "s/bn/s1", "s/bn/s2", "s/in/s0"]
+    labels = [r.label for r in studies.plan(spec, BASE, profile="two").runs]
+    assert labels == ["s/bn/s5", "s/bn/s6", "s/in/s0"]
+    assert studies.plan(spec, BASE, profile="first").studies["s"].variant_seeds == {}
+
+
 def test_a_run_shared_by_two_studies_has_one_key():
     """bn, gn, ln at batch 128 are in both default studies: at equal epochs, trained once."""
     both = studies.load_file(ROOT / "studies/default.yaml")
@@ -109,6 +124,14 @@ def test_the_base_params_are_heads_not_the_workspaces(tmp_path):
         ("studies: {s: {epochs: 1, seeds: [0], variants: {'bn l1': {norm: bn}}}}", "'bn l1'"),
         ("studies: {s: {epochs: 1, seeds: [0], variants: {'../x': {norm: bn}}}}", "'../x'"),
         ("studies: [", "not valid YAML"),
+        (
+            "studies: {s: {epochs: 1, seeds: [0], variants: {bn: {}}, variant_seeds: {in: [0]}}}",
+            r"studies.s.variant_seeds.in: not a variant of the study \(variants: bn\)",
+        ),
+        (
+            "studies: {s: {epochs: 1, seeds: [0], variants: {bn: {}}, variant_seeds: {bn: []}}}",
+            "studies.s.variant_seeds.bn: give at least one seed",
+        ),
     ],
 )
 def test_bad_study_file_is_one_clear_line(tmp_path, text, message):

@@ -90,9 +90,12 @@ def size(study: StudyView) -> str:
     images = ", ".join("all" if v == 0 else str(v) for v in limits) or "–"
     where = ", ".join(f"{n} on {d}" for d, n in sorted(Counter(r.device for r in runs).items()))
     planned = len(runs) + len(study.missing)
+    seeds = ", ".join(map(str, study.seeds)) + "".join(
+        f" ({v}: {', '.join(map(str, s))})" for v, s in study.variant_seeds.items()
+    )
     return (
         f"{long_title(study.dataset)}; {plural(study.epochs, 'epoch')}; seeds "
-        f"{', '.join(map(str, study.seeds))}; training images: {images}; "
+        f"{seeds}; training images: {images}; "
         f"{len(runs)} of {planned} planned runs have records ({where or 'none'}); "
         f"training time {sum(r.seconds for r in runs) / 60:.1f} min"
     )

@@ -42,6 +42,12 @@ class Study(_StudyModel):
     seeds: list[int] = Field(min_length=1)
     set: dict[str, Any] = {}
     variants: dict[str, dict[str, Any]] = Field(min_length=1)
+    # variant → its own seeds, for one that needs fewer: e.g. `in`, which cannot learn on
+    # the `cnn` (README), needs one seed to show it. A profile's seeds leave these alone.
+    variant_seeds: dict[str, list[int]] = {}
+
+    def seeds_of(self, variant: str) -> list[int]:
+        return self.variant_seeds.get(variant, self.seeds)
 
 
 class Profile(_StudyModel):
@@ -111,6 +117,13 @@ def load_file(path: Path = DEFAULT_FILE) -> StudyFile:
     for name, study in parsed.studies.items():
         for label in (name, *study.variants):
             _check_name(path, label)
+        for variant, seeds in study.variant_seeds.items():
+            if variant not in study.variants or not seeds:
+                raise NormlabError(
+                    f"{path}: studies.{name}.variant_seeds.{variant}: "
+                    + ("not a variant of the study" if seeds else "give at least one seed")
+                    + f" (variants: {', '.join(study.variants)})"
+                )
     return parsed
 
 
@@ -178,9 +191,11 @@ def resolve(base: dict, study: str, variant: str, overrides: dict[str, Any]) -> 
 
 def shrink(study: Study, profile: Profile, epochs: int | None, sets: dict[str, Any]) -> Study:
     """The study as this plan runs it: profile and command line applied."""
+    kept = dict(list(study.variants.items())[: profile.variants])
     return study.model_copy(
         update={
-            "variants": dict(list(study.variants.items())[: profile.variants]),
+            "variants": kept,
+            "variant_seeds": {v: s for v, s in study.variant_seeds.items() if v in kept},
             "seeds": profile.seeds or study.seeds,
             "epochs": epochs or profile.epochs or study.epochs,
             "set": {**study.set, **profile.set, **sets},
@@ -214,7 +229,7 @@ def plan(
         )
         studies[name] = study
         for variant, params in study.variants.items():
-            for seed in study.seeds:
+            for seed in study.seeds_of(variant):
                 # the command line has the last word, even over a variant
                 overrides = {
                     **study.set,

@@ -29,6 +29,7 @@ class StudyView:
     variants: dict[str, str]  # variant → its overrides as text, in the study's order
     runs: tuple[vd.Outcome, ...]
     missing: tuple[tuple[str, int], ...] = ()  # planned (variant, seed) without a record
+    variant_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)  # fewer seeds
 
     def of(self, variant: str) -> list[vd.Outcome]:
         return [r for r in self.runs if r.variant == variant]
@@ -84,4 +85,5 @@ def study_view(
         overrides,
         tuple(runs),
         tuple(missing),
+        {v: tuple(s) for v, s in spec.variant_seeds.items()},
     )
