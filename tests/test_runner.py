@@ -207,6 +207,27 @@ def test_a_dead_worker_is_retried_once_unless_it_stopped_on_a_user_error(
     assert reason in out.getvalue() and out.getvalue().count("\n") == 1
 
 
+def test_after_the_deadline_no_run_starts_and_the_rest_are_named():
+    out = io.StringIO()
+    late = runner.Runner([_run(0), _run(1)], [], 2, False, None, out, time.monotonic() - 1)
+    assert late.run() == [] and late.started == 0
+    assert out.getvalue() == "deadline reached: 2 runs not started (rerun to continue)\n"
+
+
+@pytest.mark.parametrize(
+    "text, seconds", [("2h30m", 9000), ("150m", 9000), ("90s", 90), ("600", 600), ("1h", 3600)]
+)
+def test_a_deadline_reads_hours_minutes_and_seconds(text, seconds):
+    assert cli.parse_duration(text) == seconds
+
+
+def test_a_bad_deadline_is_one_line(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--deadline", "soon"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith("argument --deadline: 'soon': expected e.g. 2h30m, 150m, 90s or 600")
+
+
 def test_time_left_comes_from_similar_records():
     known = [records.validate(record_dict(_run().params), "a")]
     assert runner.estimate(_run(1).params, known) == 252.5  # another seed: similar

@@ -139,9 +139,11 @@ class Runner:
         commit: bool,
         logs: Path | None,
         out: TextIO,
+        deadline: float | None = None,
     ):
         self.pending = deque((run, 1) for run in runs)
         self.known, self.jobs, self.commit, self.logs, self.out = known, jobs, commit, logs, out
+        self.deadline = deadline  # time.monotonic() after which no run starts
         self.active: list[Active] = []
         self.failed: list[str] = []
         self.diverged: list[str] = []  # exit 2 with a divergence record: a result, not a failure
@@ -212,11 +214,15 @@ class Runner:
             self.say(f"failed {run.label} after {seconds:.0f} s ({reason})")
             self.failed.append(run.label)
 
+    def may_start(self) -> bool:
+        return self.deadline is None or time.monotonic() < self.deadline
+
     def run(self) -> list[str]:
-        """Train everything pending; return the labels of runs that failed."""
+        """Train everything pending (until the deadline, if any, then let the runs already
+        started finish); return the labels of runs that failed."""
         try:
-            while self.pending or self.active:
-                while self.pending and len(self.active) < self.jobs:
+            while (self.pending and self.may_start()) or self.active:
+                while self.pending and len(self.active) < self.jobs and self.may_start():
                     self.start(*self.pending.popleft())
                 time.sleep(POLL_S)
                 for slot in [a for a in self.active if a.process.poll() is not None]:
@@ -227,6 +233,8 @@ class Runner:
                 slot.process.terminate()
             for slot in self.active:
                 slot.process.wait()
+        if self.pending:
+            self.say(f"deadline reached: {len(self.pending)} runs not started (rerun to continue)")
         return self.failed
 
 
@@ -238,14 +246,18 @@ def run_all(
     commit: bool,
     logs: Path | None,
     out: TextIO = sys.stdout,
+    seconds: float | None = None,
 ) -> list[str]:
     """Train `runs` (none done yet) `jobs` at a time; return the labels of those that failed.
+    With `seconds`, no run starts after that long (a machine lent for a while, a session's
+    end): the runs started finish, the rest wait for the next call.
 
     A SIGTERM to the parent stops its workers too (their checkpoints stay for the rerun)."""
+    deadline = None if seconds is None else time.monotonic() + seconds
     for dataset in sorted({r.params["dataset"] for r in runs}):
         ensure_data(dataset)  # once here, not raced by N workers
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
-        return Runner(runs, known, jobs, commit, logs, out).run()
+        return Runner(runs, known, jobs, commit, logs, out, deadline).run()
     finally:
         signal.signal(signal.SIGTERM, previous)

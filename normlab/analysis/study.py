@@ -17,6 +17,7 @@ and says how its numbers compare with it (normlab.analysis.verify).
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -84,6 +85,15 @@ def _sliced(the_plan: Plan, args: argparse.Namespace) -> tuple[list[PlannedRun],
         runs = studies.shard(runs, index, count)
         return runs, f" (shard {index}/{count}: {len(runs)} of {total})"
     return runs, f" ({len(runs)} picked)" if len(runs) != total else ""
+
+
+def parse_duration(text: str) -> float:
+    """'2h30m', '150m', '90s', '600' (seconds) → seconds; anything else is a one-line error."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?", text.strip())
+    if not text.strip() or not match:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected e.g. 2h30m, 150m, 90s or 600")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def _known() -> list[Record]:
@@ -157,7 +167,7 @@ def run(the_plan: Plan, args: argparse.Namespace) -> int:
         flush=True,
     )
     logs = checkpoint.cache_dir() / "logs" / time.strftime("%Y%m%d-%H%M%S") if jobs > 1 else None
-    failed = runner.run_all(left, known, jobs=jobs, commit=commit, logs=logs)
+    failed = runner.run_all(left, known, jobs=jobs, commit=commit, logs=logs, seconds=args.deadline)
     diverged = _diverged_runs(runs, known)
     have = len(runs) - len(failed) - len(diverged)
     print(
@@ -237,6 +247,13 @@ def main(argv: list[str] | None = None) -> None:
                 "--commit",
                 action="store_true",
                 help="git-commit each record (only its files) as it lands",
+            )
+            sub.add_argument(
+                "--deadline",
+                type=parse_duration,
+                metavar="DURATION",
+                help="start no run after this long, e.g. 2h30m, 150m, 90s (the runs "
+                "started finish; a rerun continues): for a machine lent for a while",
             )
     check = commands.add_parser("verify", help="retrain the run behind a record and compare")
     check.add_argument("record", type=Path, help="e.g. results/runs/norms/bn/s0.json")
