@@ -234,7 +234,10 @@ class Runner:
             for slot in self.active:
                 slot.process.wait()
         if self.pending:
-            self.say(f"deadline reached: {len(self.pending)} runs not started (rerun to continue)")
+            left = len(self.pending)
+            self.say(
+                f"deadline reached: {left} run{'s' * (left != 1)} not started (rerun to continue)"
+            )
         return self.failed
 
 

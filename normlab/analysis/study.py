@@ -168,8 +168,9 @@ def run(the_plan: Plan, args: argparse.Namespace) -> int:
     )
     logs = checkpoint.cache_dir() / "logs" / time.strftime("%Y%m%d-%H%M%S") if jobs > 1 else None
     failed = runner.run_all(left, known, jobs=jobs, commit=commit, logs=logs, seconds=args.deadline)
-    diverged = _diverged_runs(runs, known)
-    have = len(runs) - len(failed) - len(diverged)
+    diverged = _diverged_runs(runs, known)  # `known` now holds the new records too
+    done = records.done(known)
+    have = sum(r.key in done for r in runs)
     print(
         f"{have}/{len(runs)} runs have records under {the_plan.out / 'runs'}"
         + (f"; {_diverged_text(diverged)}" if diverged else "")
