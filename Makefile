@@ -40,11 +40,14 @@ JOBS    ?= 1
 # The CIFAR-10 proxy's source (shared/ beside the repo) and where `make proxy` puts it.
 PROXY_SRC ?= ../shared/datasets/cifar-10-proxy
 PROXY     := data/mirror/cifar10-proxy/cifar-10-binary-proxy.tar.gz
+SHARED_DATA := $(abspath $(wildcard ../shared/datasets))
 
 # A study of studies/seeds.yaml needs the CIFAR-10 proxy (s004): built first, once, wherever
 # its source is present, so a fresh clone runs every study with no hand step.
+# Fashion-MNIST offline: the shared mirror beside the repo, unless NORMLAB_DATA_MIRROR names one.
 study: $(STAMP) $(if $(findstring seeds.yaml,$(ARGS)),$(if $(wildcard $(PROXY_SRC)/build.py),$(PROXY)))
-	$(BIN)/python -m normlab.analysis.study run --jobs $(JOBS) $(ARGS)
+	NORMLAB_DATA_MIRROR=$${NORMLAB_DATA_MIRROR:-$(SHARED_DATA)} \
+	  $(BIN)/python -m normlab.analysis.study run --jobs $(JOBS) $(ARGS)
 
 plan: $(STAMP)
 	$(BIN)/python -m normlab.analysis.study plan --jobs $(JOBS) $(ARGS)
