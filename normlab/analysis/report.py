@@ -12,8 +12,9 @@ reads the plan (normlab.analysis.studies) and the records (normlab.analysis.reco
 Usage: python -m normlab.analysis.report [--file F] [--study S …] [--profile P] [--epochs N]
        [--set key=value …] [--out DIR]
 With no options it rebuilds everything committed under results/ (what `make report` does):
-results/README.md from the default study file, then results/<name>/README.md for each other
-study file that has records (studies/seeds.yaml → results/seeds/). With options it builds one
+results/README.md from the default study file, results/<name>/README.md for each other study
+file that has records (studies/seeds.yaml → results/seeds/), and a profile's report for the
+studies with records in its folder (results/quick/). With options it builds one
 report: the default file's in results/, a profile's or another file's in
 results/<profile or file name>/ (never over the committed answer).
 """
@@ -56,15 +57,16 @@ def provenance(inputs: Inputs) -> str:
     return "\n".join(lines)
 
 
-def other_reports(files: Sequence[Path]) -> str:
-    """Links from results/README.md to the reports of the other study files."""
-    if not files:
-        return ""
-    links = [f"[`results/{f.stem}/`]({f.stem}/README.md) (`{f}`)" for f in files]
-    return "Other studies, each with its own report: " + ", ".join(links) + "."
+def other_reports(others: Sequence[tuple[Path, str]]) -> str:
+    """Links from results/README.md to the other reports: (README path, what it covers)."""
+    links = [
+        f"[`{readme.parent}/`]({readme.relative_to(st.RESULTS).as_posix()}) ({what})"
+        for readme, what in others
+    ]
+    return "Other reports, each from its own records: " + ", ".join(links) + "."
 
 
-def build(inputs: Inputs, out: Path, others: Sequence[Path] = ()) -> Path:
+def build(inputs: Inputs, out: Path, others: Sequence[tuple[Path, str]] = ()) -> Path:
     """Write out/README.md, its figures and out/bands/*.csv; return the README path."""
     out.mkdir(parents=True, exist_ok=True)
     found = writeups.judge_all(inputs)
@@ -175,7 +177,7 @@ class NoRecords(NormlabError):
     """None of a report's planned runs has a record yet."""
 
 
-def report(argv: list[str], others: Sequence[Path] = ()) -> tuple[Path, int, int]:
+def report(argv: list[str], others: Sequence[tuple[Path, str]] = ()) -> tuple[Path, int, int]:
     """Build one report from these options; its README's path, the runs in it, runs planned."""
     args = _parser().parse_args(argv)
     plan = study.plan_from_args(args)
@@ -203,23 +205,45 @@ def report(argv: list[str], others: Sequence[Path] = ()) -> tuple[Path, int, int
     return build(inputs, out, others), reported_runs, len(plan.runs)
 
 
+def committed_reports() -> list[tuple[list[str], str]]:
+    """The reports besides results/ that `make report` rebuilds, as (options, what they cover):
+    each other study file's, and each profile's whose folder holds records, covering the
+    studies that have records there (results/quick/runs/norms/ → `--profile quick --study
+    norms`)."""
+    found = []
+    for path in study_files():
+        spec = st.load_file(path)
+        if path != st.DEFAULT_FILE:
+            found.append((["--file", str(path)], f"`{path}`"))
+        for profile in spec.profiles:
+            runs = st.results_dir(path, profile) / "runs"
+            names = [n for n in spec.studies if (runs / n).is_dir()]
+            if names:
+                picks = [a for n in names for a in ("--study", n)]
+                found.append(
+                    (
+                        ["--file", str(path), "--profile", profile, *picks],
+                        f"`{path}`, profile {profile}: " + ", ".join(names),
+                    )
+                )
+    return found
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv:
         readme, runs, planned = report(argv)
         print(f"wrote {readme}: {runs} of {planned} planned runs")
         return
-    # No options: every committed report, the other files' first so results/ links only to
-    # the ones that exist.
-    default, *files = study_files()
+    # No options: every committed report, results/ last so that it links to those built.
     built = []
-    for path in files:
+    for options, what in committed_reports():
         try:
-            readme, runs, planned = report(["--file", str(path)])
+            readme, runs, planned = report(options)
         except NoRecords:
-            print(f"skipped {path}: none of its runs has a record yet")
+            print(f"skipped {what}: none of its runs has a record yet")
             continue
-        built.append(path)
+        built.append((readme, what))
         print(f"wrote {readme}: {runs} of {planned} planned runs")
     readme, runs, planned = report([], others=built)
     print(f"wrote {readme}: {runs} of {planned} planned runs")
