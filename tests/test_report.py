@@ -256,7 +256,12 @@ def test_no_options_rebuilds_every_study_files_report_and_links_the_ones_built(r
     report.main([])
     assert "4 of 4 planned runs" in (repo / "results" / "short" / "README.md").read_text()
     assert not (repo / "results" / "later").exists()  # no records: skipped, not an empty report
+    # a profile's folder with records (results/tiny/runs/fake/): rebuilt for those studies
+    assert "4 of 4 planned runs" in (repo / "results" / "tiny" / "README.md").read_text()
     readme = (repo / "results" / "README.md").read_text()
+    assert (
+        "[`results/tiny/`](tiny/README.md) (`studies/default.yaml`, profile tiny: fake)" in readme
+    )
     assert "[`results/short/`](short/README.md)" in readme and "results/later" not in readme
 
 
