@@ -177,6 +177,11 @@ def test_pairs_are_the_comparisons_a_reader_makes():
         },
     )
     assert sections.pairs(study) == [("gn", "bn"), ("bn+l1", "bn")]
+    # a recipe trial (train.* overrides) → vs the variant of the same norm that keeps the recipe
+    trial = dataclasses.replace(
+        study, variants={**study.variants, "bn-bs16": "train.batch_size=16"}
+    )
+    assert sections.pairs(trial) == [("gn", "bn"), ("bn+l1", "bn"), ("bn-bs16", "bn")]
 
 
 # --- the CLI, on records in a throw-away git repo -------------------------------------------

@@ -22,7 +22,8 @@ def defining(params: dict) -> dict:
 def pairs(study: StudyView) -> list[tuple[str, str]]:
     """The comparisons a reader makes, found from the params: a variant that differs from a
     BatchNorm variant only in the norm (and groups) → vs it; a penalized variant that differs
-    from an unpenalized one only in l1/l2 → vs it."""
+    from an unpenalized one only in l1/l2 → vs it; a variant that changes the recipe
+    (`train.*` overrides) and differs only there from one that keeps the study's → vs it."""
     first = {v: defining(study.of(v)[0].params) for v in study.variants if study.of(v)}
     found = []
     for a, pa in first.items():
@@ -34,7 +35,13 @@ def pairs(study: StudyView) -> list[tuple[str, str]]:
                 found.append((a, b))
             elif diff <= {"l1", "l2"} and pb["l1"] == 0 and pb["l2"] == 0:
                 found.append((a, b))
+            elif diff == {"recipe"} and _changes_recipe(study, a) and not _changes_recipe(study, b):
+                found.append((a, b))
     return found
+
+
+def _changes_recipe(study: StudyView, variant: str) -> bool:
+    return "train." in study.variants[variant]
 
 
 def verdict_lines(study: StudyView) -> list[str]:
