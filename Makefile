@@ -42,10 +42,10 @@ PROXY_SRC ?= ../shared/datasets/cifar-10-proxy
 PROXY     := data/mirror/cifar10-proxy/cifar-10-binary-proxy.tar.gz
 SHARED_DATA := $(abspath $(wildcard ../shared/datasets))
 
-# A study of studies/seeds.yaml needs the CIFAR-10 proxy (s004): built first, once, wherever
-# its source is present, so a fresh clone runs every study with no hand step.
+# Studies need the CIFAR-10 proxy (`cifar`, seeds' s004): built first, once, wherever its source
+# is present, so a fresh clone runs every study with no hand step.
 # Fashion-MNIST offline: the shared mirror beside the repo, unless NORMLAB_DATA_MIRROR names one.
-study: $(STAMP) $(if $(findstring seeds.yaml,$(ARGS)),$(if $(wildcard $(PROXY_SRC)/build.py),$(PROXY)))
+study: $(STAMP) $(if $(wildcard $(PROXY_SRC)/build.py),$(PROXY))
 	NORMLAB_DATA_MIRROR=$${NORMLAB_DATA_MIRROR:-$(SHARED_DATA)} \
 	  $(BIN)/python -m normlab.analysis.study run --jobs $(JOBS) $(ARGS)
 
@@ -65,7 +65,7 @@ report: $(STAMP)
 
 # The CIFAR-10 PROXY (dataset cifar10-proxy: JPEG copies, never reported as CIFAR-10) from
 # PROXY_SRC into data/mirror/cifar10-proxy/ (gitignored), where normlab.fetch finds it: once per
-# clone, before any cifar10-proxy run (s004 of studies/seeds.yaml). Built in a .part folder and
+# clone, before any cifar10-proxy run (`cifar`, s004). Built in a .part folder and
 # moved into place whole, so an interrupted build leaves nothing that passes for the proxy.
 proxy: $(PROXY)
 

@@ -210,7 +210,7 @@ def synthetic_repo(repo: Path) -> Path:
     return repo
 
 
-# The shared pipeline run: 4 steps of 128 images per epoch, and 2 epochs, so each curve of
+# The shared pipeline run: 8 steps of 64 images per epoch, and 2 epochs, so each curve of
 # `dvc plots show` has a line to draw.
 PIPELINE_RUN = {"data.limit": 512, "train.epochs": 2}
 
