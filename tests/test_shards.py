@@ -14,7 +14,7 @@ from test_runner import git, study, study_text, tiny_repo
 @pytest.fixture(scope="module")
 def runs() -> list[studies.PlannedRun]:
     spec = studies.load_file(ROOT / "studies/default.yaml")
-    return studies.plan(spec, params_dict(), epochs=2).runs  # bn/gn/ln-bs128 = norms' runs
+    return studies.plan(spec, params_dict(), epochs=2).runs  # bn/gn/ln-bs64 = norms' runs
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 7, 60])

@@ -40,7 +40,7 @@ def test_every_planned_run_resolves_to_its_study_epochs_and_seed(spec):
 def test_batch_study_scales_the_learning_rate_linearly(spec):
     for r in studies.plan(spec, BASE, ["batch"]).runs:
         recipe = r.params["recipe"]
-        assert recipe["lr"] == pytest.approx(0.1 * recipe["batch_size"] / 128)
+        assert recipe["lr"] == pytest.approx(0.1 * recipe["batch_size"] / 64)
 
 
 def test_tiny_profile_and_command_line_overrides(spec):
@@ -68,11 +68,12 @@ def test_a_variant_can_run_fewer_seeds_and_a_profile_keeps_them(tmp_path):
 
 
 def test_a_run_shared_by_two_studies_has_one_key():
-    """bn, gn, ln at batch 128 are in both default studies: at equal epochs, trained once."""
+    """bn, gn, ln at batch 64 (the recipe) are in both default studies: at equal epochs, trained
+    once."""
     both = studies.load_file(ROOT / "studies/default.yaml")
     runs = studies.plan(both, BASE, epochs=2).runs
     norms_bn = next(r for r in runs if r.label == "norms/bn/s0")
-    batch_bn = next(r for r in runs if r.label == "batch/bn-bs128/s0")
+    batch_bn = next(r for r in runs if r.label == "batch/bn-bs64/s0")
     assert norms_bn.key == batch_bn.key and norms_bn.path != batch_bn.path
     assert len(study.todo(runs, [])) == len(runs) - 3 * 3  # 3 variants × 3 seeds
 
