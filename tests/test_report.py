@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,16 @@ import yaml
 
 from conftest import ROOT, write_params
 from normlab import data
-from normlab.analysis import accuracy, misclassified, plotting, records, report, sections, views
+from normlab.analysis import (
+    accuracy,
+    misclassified,
+    plotting,
+    records,
+    report,
+    sections,
+    summary,
+    views,
+)
 from normlab.analysis import claims_file as cl
 from normlab.analysis import curves as curve_figures
 from normlab.analysis import verdicts as vd
@@ -387,3 +397,12 @@ def test_the_size_line_names_a_variant_with_fewer_seeds():
     view = dataclasses.replace(view, variant_seeds={"in": (0,)}, missing=(("in", 0),))
     line = sections.size(view)
     assert "seeds 0, 1, 2 (in: 0);" in line and "3 of 4 planned runs have records" in line
+
+
+def test_a_run_two_studies_share_is_counted_once_in_the_summary():
+    norms = fake_study("norms", {"bn": ({"norm": "bn"}, [99.3, 99.4])})
+    runs = tuple(dataclasses.replace(r, source=Path(f"r{r.seed}.json")) for r in norms.runs)
+    norms = dataclasses.replace(norms, runs=runs, keys=frozenset({"k0", "k1"}))
+    batch = dataclasses.replace(norms, name="batch", keys=frozenset({"k0", "k1", "k2"}))
+    counted, planned = summary.distinct([norms, batch])
+    assert (len(counted), planned) == (2, 3)

@@ -72,9 +72,17 @@ def shared(runs: Sequence[vd.Outcome]) -> str:
     )
 
 
+def distinct(studies: Sequence[StudyView]) -> tuple[list[vd.Outcome], int]:
+    """The runs with records and the number of planned runs, a run that two studies plan (the
+    same identity key: e.g. `batch`'s recipe batch size and `norms`) counted once."""
+    runs = {r.source or (r.study, r.variant, r.seed): r for s in studies for r in s.runs}
+    keys = frozenset().union(*(s.keys for s in studies))
+    planned = len(keys) or sum(len(s.runs) + len(s.missing) for s in studies)
+    return list(runs.values()), planned
+
+
 def summary(inputs: Inputs, verdicts: Sequence[cl.Verdict]) -> str:
-    runs = [r for s in inputs.studies for r in s.runs]
-    planned = len(runs) + sum(len(s.missing) for s in inputs.studies)
+    runs, planned = distinct(inputs.studies)
     lines = [
         "## Summary",
         "",
@@ -84,7 +92,8 @@ def summary(inputs: Inputs, verdicts: Sequence[cl.Verdict]) -> str:
         "",
         *claims_summary(verdicts),
         "",
-        f"**Runs**: {len(runs)} of {planned} planned runs have records; "
+        f"**Runs**: {len(runs)} of {planned} planned runs have records (a run two studies "
+        "share counted once); "
         f"training time {sum(r.seconds for r in runs) / 60:.1f} min in all{shared(runs)}.",
         "",
         "**Hardware**:",

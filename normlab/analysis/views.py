@@ -30,6 +30,7 @@ class StudyView:
     runs: tuple[vd.Outcome, ...]
     missing: tuple[tuple[str, int], ...] = ()  # planned (variant, seed) without a record
     variant_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)  # fewer seeds
+    keys: frozenset[str] = frozenset()  # identity keys of its planned runs (shared runs: once)
 
     def of(self, variant: str) -> list[vd.Outcome]:
         return [r for r in self.runs if r.variant == variant]
@@ -86,4 +87,5 @@ def study_view(
         tuple(runs),
         tuple(missing),
         {v: tuple(s) for v, s in spec.variant_seeds.items()},
+        frozenset(run.key for run in planned),
     )
