@@ -363,7 +363,7 @@ def test_a_diverged_seed_is_counted_and_named_and_every_figure_draws(tmp_path):
     inputs = report.Inputs((study,), ((claimed, study),))
     readme = report.build(inputs, tmp_path).read_text()
     assert "1 of 3 seeds diverged (seed 2: diverged at epoch 1, step 3)" in readme
-    assert "1 of 1 seeds diverged (seed 0: diverged at epoch 1, step 3)" in readme
+    assert "its one seed diverged (seed 0: diverged at epoch 1, step 3)" in readme
     verdict = next(line for line in readme.splitlines() if line.startswith("- **none** vs **bn**"))
     assert "(did not learn); the 2 that learned are compared" in verdict
     assert "| none | norm=none | 3/3 | 98.95 ± 0.07 |" in readme

@@ -183,7 +183,8 @@ class VariantRuns:
         if not self.failed:
             return ""
         whys = sorted({r.failure for r in self.failed})
-        head = f"{len(self.failed)} of {len(self.runs)} seeds {' or '.join(whys)}"
+        of = f"{len(self.failed)} of {len(self.runs)}" if len(self.runs) > 1 else "its one"
+        head = f"{of} seed{'s' * (len(self.runs) > 1)} {' or '.join(whys)}"
         if any(not r.measured for r in self.failed):  # no accuracy to print: say why per seed
             return f"{head} ({'; '.join(f'seed {r.seed}: {r.final_text()}' for r in self.failed)})"
         accs = ", ".join(f"{r.acc:.2f} %" for r in self.failed)
