@@ -19,7 +19,7 @@
 #      a 20-epoch MNIST variant, bn's seeds 0-2 packed: its seconds of training (target:
 #      <= 10 s) and accuracy beside bn trained alone on a CPU (99.47 % at seed 0);
 #   3. the whole norms study at its 5 epochs, packed 12 at a time: wall time, and each
-#      variant's accuracy beside the recorded runs (results/runs/norms/) - "unchanged accuracy".
+#      variant's accuracy beside the recorded runs (results/norms-5ep/runs/norms/) - "unchanged accuracy".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}

@@ -4,18 +4,19 @@
     python benchmarks/packed.py --device cuda --steps 200 --ks 1,3,12,24
     python benchmarks/packed.py --device cuda --train 20     # + 3 bn seeds packed, full MNIST
 
-The K runs are the first K of the norms study (studies/default.yaml, variants × seeds in that
-order: K = 3 is bn's three seeds, K = 12 bn, gn, ln and in), on MNIST from data/mnist/ with
-params.yaml as committed at HEAD, as benchmarks/bench.py. For each K, fit_packed trains one
-epoch of --steps steps after an untimed warm-up of --warmup steps; images/s per run is
-steps × batch / seconds, the pack computing K times as many. Beside them, the same steps of
-bench.py's seed-style loop and of normlab's own loop for one run. The projection of the
-default norms study (24 runs × 20 epochs × 60,000 images) packs its runs K at a time:
+The K runs are the first K of the first norms study (studies/norms-5ep.yaml, variants × seeds in
+that order: K = 3 is bn's three seeds, K = 12 bn, gn, ln and in), on MNIST from data/mnist/,
+with the batch-128 recipe that file pins: packing takes rotation only, and today's MNIST recipe
+adds kornia's shifts, which draw from torch's global generator (packing.pack_key says so). For
+each K, fit_packed trains one epoch of --steps steps after an untimed warm-up of --warmup steps;
+images/s per run is steps × batch / seconds, the pack computing K times as many. Beside them,
+the same steps of bench.py's seed-style loop and of normlab's own loop for one run. The
+projection of the norms study (24 runs × 20 epochs × 60,000 images) packs its runs K at a time:
 ⌈24/K⌉ packs × 20 epochs × (60,000 / images/s per run + the pack's scoring of the 10,000 test
 images, measured). --train E then trains bn's three seeds packed for E epochs on all of MNIST
 and sets their accuracy beside the CPU runs of the same variant; --study E trains the whole
 study, --pack runs at a time, timed, each variant's accuracy beside the recorded runs
-(results/runs/). Needs torch and this repo.
+(results/norms-5ep/runs/). Needs torch and this repo.
 """
 
 import argparse
@@ -45,6 +46,8 @@ from normlab.evaluation import evaluate  # noqa: E402
 from normlab.prepare import prepare  # noqa: E402
 
 STUDY, STUDY_EPOCHS, STUDY_IMAGES = "norms", 20, 60_000
+STUDY_FILE = ROOT / "studies" / "norms-5ep.yaml"  # pins the batch-128 recipe, rotation only
+RECORDS = ROOT / "results" / "norms-5ep" / "runs" / STUDY
 SMALL_TEST = 256  # test images scored after each timed epoch (scoring is timed apart)
 
 
@@ -63,7 +66,7 @@ def with_sets(raw: dict, sets: dict) -> dict:
 def study_runs(base: dict) -> list[tuple[str, int, dict]]:
     """The norms study's runs, variant by variant, each over the study's seeds: (variant,
     seed, raw params)."""
-    spec = yaml.safe_load((ROOT / "studies" / "default.yaml").read_text())["studies"][STUDY]
+    spec = yaml.safe_load(STUDY_FILE.read_text())["studies"][STUDY]
     return [
         (variant, seed, with_sets(base, {**spec.get("set", {}), **sets, "seed": seed}))
         for variant, sets in spec["variants"].items()
@@ -199,16 +202,16 @@ def train_check(base: dict, mnist: Path, epochs: int) -> None:
     print(f"  predictions of the pack = of each unpacked model alone: {same} % of test images")
     print(
         "  bn trained alone on a CPU: 20 epochs, seed 0: see metrics/eval.json; 5 epochs: "
-        f"{', '.join(recorded(5).get('bn', [])) or 'no record'} (results/runs/{STUDY}/bn/)"
+        f"{', '.join(recorded(5).get('bn', [])) or 'no record'} ({RECORDS.relative_to(ROOT)}/bn/)"
     )
 
 
 def recorded(epochs: int) -> dict[str, list[str]]:
-    """The final accuracies in the study's run records (results/runs/<study>/<variant>/s*.json)
+    """The final accuracies in the study's run records (RECORDS/<variant>/s*.json)
     of `epochs` epochs, per variant, each with the device it ran on. Read as plain JSON: the
     GPU machine need not have the analysis package's dependencies."""
     out: dict[str, list[str]] = {}
-    for path in sorted((ROOT / "results" / "runs" / STUDY).glob("*/s*.json")):
+    for path in sorted(RECORDS.glob("*/s*.json")):
         record = json.loads(path.read_text())
         if record["params"]["recipe"]["epochs"] == epochs:
             out.setdefault(record["variant"], []).append(
