@@ -22,7 +22,7 @@ from normlab.data import Split
 from normlab.device import Autocast
 from normlab.errors import NormlabError
 from normlab.evaluation import Evaluation, evaluate
-from normlab.optim import l1_term, make_optimizer, make_scheduler, weight_stats
+from normlab.optim import l1_term, make_optimizer, recipe_scheduler, weight_stats
 
 
 @dataclass(frozen=True)
@@ -175,15 +175,7 @@ def fit(
     opt = make_optimizer(
         model, recipe.lr, recipe.momentum, l2, nesterov=recipe.nesterov, scope=recipe.l2_scope
     )
-    sched = make_scheduler(
-        opt,
-        recipe.schedule,
-        recipe.lr,
-        recipe.epochs * steps,
-        milestones=recipe.milestones,
-        gamma=recipe.gamma,
-        epoch_steps=steps,
-    )
+    sched = recipe_scheduler(opt, recipe, steps)
     history, seconds = checkpoint.restore(model, opt, sched, recipe.epochs)
     for record in history:  # a resumed run logs its earlier epochs again, from the checkpoint
         if log is not None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from normlab.config import Scope
+from normlab.config import Recipe, Scope
 from normlab.models import penalized
 
 
@@ -86,3 +86,17 @@ def make_scheduler(
             opt, lambda step: gamma ** bisect_right(milestones, step // epoch_steps)
         )
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def recipe_scheduler(opt: torch.optim.Optimizer, recipe: Recipe, epoch_steps: int):
+    """make_scheduler with the recipe's schedule, over its epochs of `epoch_steps` steps each:
+    the one schedule loop.fit and packed.fit_packed must share for packed runs to match."""
+    return make_scheduler(
+        opt,
+        recipe.schedule,
+        recipe.lr,
+        recipe.epochs * epoch_steps,
+        milestones=recipe.milestones,
+        gamma=recipe.gamma,
+        epoch_steps=epoch_steps,
+    )

@@ -40,7 +40,7 @@ from normlab.device import Autocast
 from normlab.errors import NormlabError
 from normlab.loop import Fitted, check_batch
 from normlab.models import penalized
-from normlab.optim import make_optimizer, make_scheduler
+from normlab.optim import make_optimizer, recipe_scheduler
 from normlab.packed_records import Epoch, epoch_entries, note, print_epoch, replay
 from normlab.packing import Packed, evaluate_packed, pack, per_run_logits, side_by_side, unpack
 
@@ -191,15 +191,7 @@ def fit_packed(
     batchers = [_own_batcher(batcher, g) for g in generators]
     # Weight decay is added per run in _train_epoch: SGD's is one number per parameter tensor.
     opt = make_optimizer(packed.net, r.lr, r.momentum, 0.0, nesterov=r.nesterov)
-    sched = make_scheduler(
-        opt,
-        r.schedule,
-        r.lr,
-        r.epochs * steps,
-        milestones=r.milestones,
-        gamma=r.gamma,
-        epoch_steps=steps,
-    )
+    sched = recipe_scheduler(opt, r, steps)
     l1_term = l1_per_run(packed, l1s, r.l1_form, r.l1_scope) if any(l1s) else None
     decay = _laid(packed, penalized(packed.net, r.l2_scope), l2s) if any(l2s) else []
     saved, seconds = [], 0.0
