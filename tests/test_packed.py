@@ -86,7 +86,10 @@ def run_params(axes: dict, *, limit: int, epochs: int, batch: int, **train) -> P
 
 
 def train_alone(params: Params, raw: Path, tmp: Path):
-    """loop.fit as the train stage runs it: prepare, then fit; the model and the Fitted."""
+    """loop.fit as the train stage runs it (prepare, then fit): the model and the Fitted.
+
+    Not run.train: that adds the feature probe's keys to every epoch, which packed runs leave
+    out, and the key-by-key comparison below would then test the probe, not the packing."""
     prep = prepare(params, raw)
     fitted = loop.fit(
         prep.model,
