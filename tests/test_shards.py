@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from conftest import ROOT, params_dict, write_dataset
-from normlab.analysis import records, studies
+from normlab.analysis import pick, records, studies
 from normlab.errors import NormlabError
 from test_runner import git, study, study_text, tiny_repo
 
@@ -19,7 +19,7 @@ def runs() -> list[studies.PlannedRun]:
 
 @pytest.mark.parametrize("count", [1, 2, 3, 7, 60])
 def test_shards_are_disjoint_cover_the_plan_and_keep_one_run_in_one_shard(runs, count):
-    shards = [studies.shard(runs, i, count) for i in range(1, count + 1)]
+    shards = [pick.shard(runs, i, count) for i in range(1, count + 1)]
     labels = [r.label for s in shards for r in s]
     assert sorted(labels) == sorted(r.label for r in runs)  # every run, once
     keys = [{r.key for r in s} for s in shards]
@@ -31,17 +31,17 @@ def test_shards_are_disjoint_cover_the_plan_and_keep_one_run_in_one_shard(runs, 
 def test_shards_do_not_depend_on_the_order_of_the_plan(runs):
     shuffled = random.Random(0).sample(runs, len(runs))
     for i in (1, 2, 3):
-        assert {r.label for r in studies.shard(shuffled, i, 3)} == {
-            r.label for r in studies.shard(runs, i, 3)
+        assert {r.label for r in pick.shard(shuffled, i, 3)} == {
+            r.label for r in pick.shard(runs, i, 3)
         }
 
 
 @pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0", "-1/2", "", "1/2/3"])
 def test_a_bad_shard_is_one_line(text):
     with pytest.raises(NormlabError, match=r"--shard .*: expected I/N with 1 ≤ I ≤ N") as err:
-        studies.parse_shard(text)
+        pick.parse_shard(text)
     assert "\n" not in str(err.value)
-    assert studies.parse_shard("2/3") == (2, 3)
+    assert pick.parse_shard("2/3") == (2, 3)
 
 
 def _clone(remote, dest):

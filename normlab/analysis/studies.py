@@ -244,22 +244,3 @@ def plan(
                     PlannedRun(name, variant, seed, overrides, resolved, identity(resolved), path)
                 )
     return Plan(runs, studies, out)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'I/N' → (I, N), 1 ≤ I ≤ N; anything else is a one-line error."""
-    index, sep, count = text.partition("/")
-    if sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count):
-        return int(index), int(count)
-    raise NormlabError(
-        f"--shard {text!r}: expected I/N with 1 ≤ I ≤ N, e.g. --shard 2/3 (the 2nd of 3 slices)"
-    )
-
-
-def shard(runs: list[PlannedRun], index: int, count: int) -> list[PlannedRun]:
-    """The index-th (1-based) of `count` disjoint slices: runs sorted by identity key, dealt
-    round-robin, so every machine computes the same slices from the same plan, whatever
-    records it already has. A run planned twice (same key) lands in one slice."""
-    keys = sorted({r.key for r in runs})
-    mine = set(keys[index - 1 :: count])
-    return [r for r in runs if r.key in mine]

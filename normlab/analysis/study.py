@@ -24,6 +24,7 @@ from pathlib import Path
 
 from normlab import checkpoint
 from normlab.analysis import records, runner, studies, verify
+from normlab.analysis.pick import pick
 from normlab.analysis.records import Record
 from normlab.analysis.studies import Plan, PlannedRun
 from normlab.errors import NormlabError, run_stage
@@ -66,25 +67,7 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
 
 
 def _sliced(the_plan: Plan, args: argparse.Namespace) -> tuple[list[PlannedRun], str]:
-    """The runs `--variant`, `--seed` and `--shard` pick out of the plan, and how to say so."""
-    runs = the_plan.runs
-    for option, wanted, value in (
-        ("--variant", args.variant, lambda r: r.variant),
-        ("--seed", args.seed, lambda r: r.seed),
-    ):
-        if wanted:
-            have = sorted({value(r) for r in runs}, key=str)
-            unknown = [w for w in wanted if w not in have]
-            if unknown:
-                allowed = ", ".join(map(str, have))
-                raise NormlabError(f"{option} {unknown[0]}: not in the plan (allowed: {allowed})")
-            runs = [r for r in runs if value(r) in wanted]
-    total = len(the_plan.runs)
-    if args.shard is not None:
-        index, count = studies.parse_shard(args.shard)
-        runs = studies.shard(runs, index, count)
-        return runs, f" (shard {index}/{count}: {len(runs)} of {total})"
-    return runs, f" ({len(runs)} picked)" if len(runs) != total else ""
+    return pick(the_plan.runs, variants=args.variant, seeds=args.seed, shard_text=args.shard)
 
 
 def parse_duration(text: str) -> float:
