@@ -97,15 +97,7 @@ def test_logged_terms_follow_the_form_and_scopes():
 def lrs_per_epoch(recipe: Recipe, epoch_steps: int) -> list[list[float]]:
     """The learning rate each step of each epoch runs at."""
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=recipe.lr)
-    sched = optim.make_scheduler(
-        opt,
-        recipe.schedule,
-        recipe.lr,
-        recipe.epochs * epoch_steps,
-        milestones=recipe.milestones,
-        gamma=recipe.gamma,
-        epoch_steps=epoch_steps,
-    )
+    sched = optim.recipe_scheduler(opt, recipe, epoch_steps)
     epochs = []
     for _ in range(recipe.epochs):
         epochs.append([])

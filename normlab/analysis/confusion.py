@@ -1,7 +1,6 @@
 """The report's confusion matrices: errors only (the diagonal hidden), summed over the seeds
 that learned, one panel per variant."""
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,14 +19,9 @@ def confusion_counts(runs: Sequence[Outcome]) -> np.ndarray:
 def confusion(runs: Sequence[Outcome], order: Sequence[str], title: str, path: Path) -> Figure:
     """Errors only (diagonal hidden), summed over seeds, one panel per variant."""
     shown = [v for v in order if any(r.variant == v for r in runs)]
-    cols = min(4, len(shown))
-    rows = math.ceil(len(shown) / cols)
     with plotting.style():
-        fig = Figure(figsize=(4.6 * cols, 4.4 * rows))
-        axes = fig.subplots(rows, cols, squeeze=False)
-        for ax in axes.flat:
-            ax.axis("off")
-        for ax, variant in zip(axes.flat, shown, strict=False):
+        fig, axes = plotting.panel_grid(len(shown), 4.6, 4.4)
+        for ax, variant in zip(axes, shown, strict=False):
             _confusion_panel(ax, variant, [r for r in runs if r.variant == variant])
         fig.suptitle(title)
         plotting.save(fig, path)

@@ -56,14 +56,9 @@ def misclassified(
         mine = sorted((r for r in runs if r.variant == variant), key=lambda r: r.seed)
         if mine:
             chosen[variant] = (usable_runs(mine) or mine)[0]  # all diverged: say so
-    cols = min(4, len(chosen))
-    rows = math.ceil(len(chosen) / cols)
     with plotting.style():
-        fig = Figure(figsize=(6 * cols, 6.4 * rows))
-        axes = fig.subplots(rows, cols, squeeze=False)
-        for ax in axes.flat:
-            ax.axis("off")
-        for ax, run in zip(axes.flat, chosen.values(), strict=False):
+        fig, axes = plotting.panel_grid(len(chosen), 6, 6.4)
+        for ax, run in zip(axes, chosen.values(), strict=False):
             _grid_panel(ax, run, images(run))
         fig.suptitle(f"{title}\nlabels: predicted / actual (confidence)", fontsize=13)
         plotting.save(fig, path)

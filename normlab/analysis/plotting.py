@@ -50,6 +50,18 @@ def save(fig: Figure, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
 
 
+def panel_grid(count: int, width: float, height: float) -> tuple[Figure, list]:
+    """A figure of `count` panels, at most 4 a row, each `width` × `height` inches, every
+    axis off (a panel turns on what it draws; the grid's spare cells stay blank)."""
+    cols = min(4, count)
+    rows = math.ceil(count / cols)
+    fig = Figure(figsize=(width * cols, height * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, list(axes.flat)
+
+
 def colors(order: Sequence[str]) -> dict[str, tuple]:
     cmap = matplotlib.colormaps["tab10" if len(order) <= 10 else "tab20"]
     return {v: cmap(i % cmap.N) for i, v in enumerate(order)}
