@@ -109,8 +109,9 @@ def test_a_study_writes_records_and_a_rerun_trains_nothing(tmp_path, monkeypatch
     cli.main(["plan", "--file", "studies/t.yaml"])
     out = capsys.readouterr().out
     assert out.count("  done ") == 2 and "2 runs: 2 done, 0 to run\n" in out
-    cli.main(["plan", "--file", "studies/t.yaml", "--epochs", "2"])  # no 2-epoch record yet
-    assert "2 runs: 0 done, 2 to run; no estimate (2 of 2" in capsys.readouterr().out
+    cli.main(["plan", "--file", "studies/t.yaml", "--epochs", "2"])  # priced per epoch from 1
+    out = capsys.readouterr().out
+    assert "2 runs: 0 done, 2 to run; ETA " in out and out.count("to run   ~") == 2
 
     # verify retrains from scratch and names every number that differs from the record
     path = Path("results/t/runs/t/ln/s0.json")
@@ -231,12 +232,18 @@ def test_a_bad_deadline_is_one_line(capsys):
 def test_time_left_comes_from_similar_records():
     known = [records.validate(record_dict(_run().params), "a")]
     assert runner.estimate(_run(1).params, known) == 252.5  # another seed: similar
-    other = config.parse(params_dict({"train.epochs": 3})).model_dump()
+    longer = config.parse(params_dict({"train.epochs": 3})).model_dump()
+    assert runner.estimate(longer, known) == pytest.approx(252.5 / 2 * 3)  # per epoch, scaled
+    other = config.parse(params_dict({"train.batch_size": 32})).model_dump()
     assert runner.estimate(other, known) is None
     assert runner.eta([_run(1), _run(2)], known, jobs=2) == "ETA 4 min"
     assert runner.eta([_run(1), _run(2)], known, jobs=1) == "ETA 8 min"
     no = studies.PlannedRun("t", "x", 0, {}, other, records.identity(other), Path("x"))
-    assert runner.eta([_run(1), no], known, 1).startswith("no estimate (1 of 2")
+    assert (
+        runner.eta([_run(1), no], known, 1)
+        == "ETA 4 min for 1 of 2 runs (1 have no similar record)"
+    )
+    assert runner.eta([no], known, 1) == "no estimate (none of the 1 runs has a similar record)"
     assert runner.duration(7300) == "2 h 02 min"
 
 

@@ -40,15 +40,22 @@ POLL_S = 0.2
 
 
 def _similar(params: dict) -> tuple:
-    """Runs that take about as long: same data, amount, model, epochs and batch size."""
+    """Runs whose epochs take about as long: same data, amount, model and batch size."""
     r = params["recipe"]
-    return params["dataset"], params["limit"], r["model"], r["epochs"], r["batch_size"]
+    return params["dataset"], params["limit"], r["model"], r["batch_size"]
 
 
 def estimate(params: dict, known: list[Record]) -> float | None:
-    """Seconds a run should take: the mean of similar records' seconds, None if there are none."""
-    seconds = [r.seconds for r in known if _similar(r.params) == _similar(params)]
-    return sum(seconds) / len(seconds) if seconds else None
+    """Seconds a run should take: similar records' mean seconds per epoch × its epochs (so a
+    20-epoch record prices a 25-epoch run); None if there are none."""
+    per_epoch = [
+        r.seconds / r.params["recipe"]["epochs"]
+        for r in known
+        if _similar(r.params) == _similar(params)
+    ]
+    if not per_epoch:
+        return None
+    return sum(per_epoch) / len(per_epoch) * params["recipe"]["epochs"]
 
 
 def duration(seconds: float) -> str:
@@ -60,14 +67,18 @@ def duration(seconds: float) -> str:
 
 
 def eta(runs: list[PlannedRun], known: list[Record], jobs: int) -> str:
-    """'ETA 12 min' for these runs at `jobs` at a time, or why there is none."""
+    """'ETA 12 min' for these runs at `jobs` at a time; for part of them when the others have
+    no similar record, which it says."""
     if not runs:
         return "nothing left"
-    guesses = [estimate(r.params, known) for r in runs]
-    if any(g is None for g in guesses):
-        missing = sum(g is None for g in guesses)
-        return f"no estimate ({missing} of {len(runs)} runs have no similar record)"
-    return f"ETA {duration(sum(guesses) / min(jobs, len(runs)))}"
+    guesses = [g for g in (estimate(r.params, known) for r in runs) if g is not None]
+    missing = len(runs) - len(guesses)
+    if not guesses:
+        return f"no estimate (none of the {len(runs)} runs has a similar record)"
+    time = f"ETA {duration(sum(guesses) / min(jobs, len(guesses)))}"
+    if missing:
+        return f"{time} for {len(guesses)} of {len(runs)} runs ({missing} have no similar record)"
+    return time
 
 
 # --- the parent: N workers to the end ----------------------------------------------------------
