@@ -28,7 +28,6 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-STAGES = ("validate", "download", "train", "evaluate")
 
 
 def set_key(params: dict, dotted: str, value: str) -> None:
