@@ -164,6 +164,8 @@ def test_missing_runs_cannot_be_tested_yet():
     verdict = cl.judge(claim, accs(CLEAR_HI[:3], CLEAR_LO), missing=[("A", 3)])
     assert verdict.word == "cannot be tested yet" and "A (1 of 4 planned)" in verdict.detail
     assert cl.judge(claim, runs("A", CLEAR_HI)).word == "cannot be tested yet"
+    waiting = cl.judge(claim, [], missing=[("A", 0)], not_run="left for a GPU")
+    assert waiting.detail.startswith("fake is not run (left for a GPU); runs missing in fake: A")
     undefined = cl.judge(claim, [], defined=False)
     assert undefined.word == "cannot be tested yet" and "not defined" in undefined.detail
 

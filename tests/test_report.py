@@ -406,3 +406,11 @@ def test_a_run_two_studies_share_is_counted_once_in_the_summary():
     batch = dataclasses.replace(norms, name="batch", keys=frozenset({"k0", "k1", "k2"}))
     counted, planned = summary.distinct([norms, batch])
     assert (len(counted), planned) == (2, 3)
+
+
+def test_a_study_not_run_says_so_and_why():
+    view = fake_study("batch", {"bn": ({"norm": "bn"}, [99.3, 99.4])})
+    waiting = dataclasses.replace(view, runs=(), missing=(("bn", 0),), not_run="left for a GPU")
+    text = sections.study_section(waiting, Path("unused"))
+    assert "**Not run**: left for a GPU." in text and "make study" not in text
+    assert "**Not run**" not in sections.study_section(dataclasses.replace(view, runs=()), Path())

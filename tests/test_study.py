@@ -168,3 +168,18 @@ def test_variant_and_seed_pick_runs_and_name_what_is_allowed(capsys):
         study.main(["plan", "--study", "norms", "--variant", "gm"])
     with pytest.raises(NormlabError, match=r"--seed 7: not in the plan \(allowed: 0, 1, 2\)"):
         study.main(["plan", "--study", "norms", "--seed", "7"])
+
+
+def test_a_study_marked_not_run_is_left_out_unless_named(tmp_path, monkeypatch, capsys):
+    """`not_run: reason` keeps a study out of `plan`/`run` and says why; --study takes it in."""
+    text = (ROOT / "studies/default.yaml").read_text()
+    text = text.replace("  batch:\n", '  batch:\n    not_run: "left for a GPU"\n', 1)
+    (tmp_path / "s.yaml").write_text(text)
+    monkeypatch.chdir(ROOT)  # HEAD's params.yaml
+    study.main(["plan", "--file", str(tmp_path / "s.yaml")])
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("batch/") for line in lines[:-1])
+    assert "(less 36 of batch, not run: left for a GPU; --study batch runs them)" in lines[-1]
+    study.main(["plan", "--file", str(tmp_path / "s.yaml"), "--study", "batch"])
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("batch/") for line in lines) == 36 and "less" not in lines[-1]

@@ -175,11 +175,13 @@ def judge(
     runs: Sequence[vd.Outcome],
     missing: Sequence[tuple[str, int]] = (),
     defined: bool = True,
+    not_run: str = "",
 ) -> Verdict:
     """The verdict on one claim from the runs of its study.
 
     missing: planned runs of the study without a record, as (variant, seed).
-    defined: False when no study file defines the claim's study yet."""
+    defined: False when no study file defines the claim's study yet.
+    not_run: why the study is left out (studies.Study.not_run), said when runs are missing."""
     if not defined:
         return Verdict(claim, WORDS[3], f"study {claim.study} is not defined in a study file yet")
     by_variant: dict[str, list[vd.Outcome]] = {}
@@ -187,7 +189,8 @@ def judge(
         by_variant.setdefault(run.variant, []).append(run)
     lacking = _lacking(claim, by_variant, missing)
     if lacking:
-        return Verdict(claim, WORDS[3], f"runs missing in {claim.study}: {', '.join(lacking)}")
+        why = f"{claim.study} is not run ({not_run}); " if not_run else ""
+        return Verdict(claim, WORDS[3], f"{why}runs missing in {claim.study}: {', '.join(lacking)}")
     value, unit = _value(claim)
     tests = []
     for names in claim.units:

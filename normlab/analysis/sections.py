@@ -110,8 +110,12 @@ def size(study: StudyView) -> str:
 
 def study_section(study: StudyView, out: Path) -> str:
     head = [f"### Study `{study.name}`: {study.description}", "", f"Size: {size(study)}.", ""]
+    if study.not_run:
+        head += [f"**Not run**: {study.not_run}.", ""]
     if not study.runs:
-        return "\n".join(head + ["No records yet: run `make study` for it.", ""])
+        return "\n".join(
+            head + ([] if study.not_run else ["No records yet: run `make study` for it.", ""])
+        )
     lines = head + [
         study_table(study),
         "",

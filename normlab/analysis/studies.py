@@ -45,6 +45,9 @@ class Study(_StudyModel):
     # variant → its own seeds, for one that needs fewer: e.g. `in`, which cannot learn on
     # the `cnn` (README), needs one seed to show it. A profile's seeds leave these alone.
     variant_seeds: dict[str, list[int]] = {}
+    # Why this study is left out, e.g. "left for a GPU: …": `study run` and `plan` skip it
+    # unless --study names it, and the report says "not run" with this reason.
+    not_run: str = ""
 
     def seeds_of(self, variant: str) -> list[int]:
         return self.variant_seeds.get(variant, self.seeds)

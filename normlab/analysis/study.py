@@ -67,7 +67,17 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
 
 
 def _sliced(the_plan: Plan, args: argparse.Namespace) -> tuple[list[PlannedRun], str]:
-    return pick(the_plan.runs, variants=args.variant, seeds=args.seed, shard_text=args.shard)
+    """The runs the options pick, less those of a study marked `not_run` that --study does not
+    name (a study left for a GPU stays out of a CPU's `make study`)."""
+    runs, note = pick(the_plan.runs, variants=args.variant, seeds=args.seed, shard_text=args.shard)
+    for name, spec in the_plan.studies.items():
+        if spec.not_run and name not in (args.study or []):
+            mine = [r for r in runs if r.study == name]
+            runs = [r for r in runs if r.study != name]
+            note += (
+                f" (less {len(mine)} of {name}, not run: {spec.not_run}; --study {name} runs them)"
+            )
+    return runs, note
 
 
 def parse_duration(text: str) -> float:

@@ -31,6 +31,7 @@ class StudyView:
     missing: tuple[tuple[str, int], ...] = ()  # planned (variant, seed) without a record
     variant_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)  # fewer seeds
     keys: frozenset[str] = frozenset()  # identity keys of its planned runs (shared runs: once)
+    not_run: str = ""  # why the study is left out (studies.Study.not_run), "" if it is not
 
     def of(self, variant: str) -> list[vd.Outcome]:
         return [r for r in self.runs if r.variant == variant]
@@ -88,4 +89,5 @@ def study_view(
         tuple(missing),
         {v: tuple(s) for v, s in spec.variant_seeds.items()},
         frozenset(run.key for run in planned),
+        spec.not_run,
     )

@@ -10,7 +10,9 @@ from normlab.analysis.views import Inputs
 
 def judge_all(inputs: Inputs) -> list[cl.Verdict]:
     return [
-        cl.judge(claim, study.runs, study.missing) if study else cl.judge(claim, (), (), False)
+        cl.judge(claim, study.runs, study.missing, not_run=study.not_run)
+        if study
+        else cl.judge(claim, (), (), False)
         for claim, study in inputs.claims
     ]
 
