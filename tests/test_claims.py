@@ -1,6 +1,8 @@
 """claims: every kind comes out supported, contradicted and not detectable on fake runs made for
 it; missing runs cannot be tested yet; a bad claims file is one line naming file and key."""
 
+import re
+
 import pytest
 import yaml
 
@@ -134,6 +136,12 @@ def test_each_kind_supported_contradicted_not_detectable(kind, case, word):
     verdict = cl.judge(make_claim(**fields), build(*cases[case - 2]))
     assert verdict.word.startswith(word), verdict.detail
     assert "95 % CI" in verdict.detail and "Holm p" in verdict.detail
+
+
+def test_a_loss_difference_is_written_in_thousandths_not_as_zero():
+    fields, build, *cases = KINDS["steadier"]
+    verdict = cl.judge(make_claim(**fields), build(*cases[0]))
+    assert re.search(r"= -0\.\d{4} loss/epoch \(95 % CI -0\.\d{4} to -0\.\d{4};", verdict.detail)
 
 
 def test_not_detectable_states_n_and_the_smallest_detectable_difference():

@@ -199,13 +199,20 @@ def judge(
     return _verdict(claim, tests)
 
 
+def _digits(unit: str) -> int:
+    """Decimals a difference is written with: a loss moves by thousandths from epoch to
+    epoch, where 2 decimals would print every difference and CI as 0.00."""
+    return 4 if unit.startswith("loss") else 2
+
+
 def _line(test: Test, p_adj: tuple[float, float], claim: Any) -> str:
     """'A − B = +0.50 points (95 % CI …; p = …, Holm p = …; n = 4 vs 4)', with the runs that
     did not learn. p_adj: the Holm-adjusted (p for, p against)."""
     d = test.diff
     n = wording.sizes(d)
     notes = "".join(f"; {g.basis()}" for g in test.groups if g.basis())
-    head = f"{test.label} = {wording.signed(d.estimate)} {test.unit}"
+    digits = _digits(test.unit)
+    head = f"{test.label} = {wording.signed(d.estimate, digits)} {test.unit}"
     if not d.testable:
         return f"{head}, not testable ({wording.untestable(d)}; n = {n}){notes}"
     if test.note:  # an interval: the TOST for it, the test of lying outside against it
@@ -218,7 +225,7 @@ def _line(test: Test, p_adj: tuple[float, float], claim: Any) -> str:
         side = 0 if test.p_for <= test.p_against else 1
         raw = (test.p_for, test.p_against)[side]
         p = f"p = {wording.fmt_p(raw)}, Holm p = {wording.fmt_p(p_adj[side])}"
-    ci = f"95 % CI {wording.signed(d.low)} to {wording.signed(d.high)}"
+    ci = f"95 % CI {wording.signed(d.low, digits)} to {wording.signed(d.high, digits)}"
     return f"{head} ({ci}; {p}; n = {n}){_never(test, claim)}{notes}"
 
 
@@ -237,5 +244,6 @@ def _verdict(claim: Any, tests: list[Test]) -> Verdict:
     ns = sorted({wording.sizes(t.diff) for t in tests})
     mdds = [t.diff.mdd for t in tests if math.isfinite(t.diff.mdd)]
     if mdds and not any(t.note for t in tests):
-        detail += f"; smallest difference this n could detect: {max(mdds):.2f} {tests[0].unit}"
+        unit = tests[0].unit
+        detail += f"; smallest difference this n could detect: {max(mdds):.{_digits(unit)}f} {unit}"
     return Verdict(claim, f"{WORDS[2]} with n = {', '.join(ns)}", detail)
