@@ -161,13 +161,16 @@ class Engine(_Strict):
     threads: int = Field(ge=0)  # torch intra-op threads; 0 = torch's default (one per core)
 
 
+MAX_SEED = 2**32 - 1  # numpy's and most tools' seed range; torch's ends at 2**63 - 1
+
+
 class _Top(_Strict):
     dataset: Dataset
     norm: Norm
     groups: int = Field(ge=1)
     l1: float = Field(ge=0)
     l2: float = Field(ge=0)
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, le=MAX_SEED)
     device: Device
     data: Data
     engine: Engine
@@ -211,7 +214,12 @@ def _describe(err: dict, prefix: str = "") -> str:
 
 
 def _fail(exc: ValidationError, prefix: str = "") -> NormlabError:
-    return NormlabError("\n".join(_describe(e, prefix) for e in exc.errors()))
+    """The first problem, in one line; the count of the others (fix one, rerun, see the next)."""
+    errors = exc.errors()
+    more = (
+        f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
+    )
+    return NormlabError(_describe(errors[0], prefix) + more)
 
 
 def parse(raw: Any) -> Params:
@@ -250,6 +258,8 @@ def load(path: str | Path = "params.yaml") -> Params:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise NormlabError(f"{path}: not found (run from the repository root)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NormlabError(f"{path}: cannot be read as text ({exc.__class__.__name__})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -61,7 +61,8 @@ ALLOWED = (
     "H / h (head with / without bias)"
 )
 WORD = re.compile(r"\[|\][^\s\[\]]*|[^\s\[\]]+")  # "[C16p" is two tokens, "]-" one
-LAYER = re.compile(r"([CTct])(\d+)(.*)")
+LAYER = re.compile(r"([CTct])([0-9]+)(.*)")  # ASCII digits: \d would take "８"
+MAX_WIDTH = 4096  # channels; far above these small nets, far below a typo that fills memory
 Kind = Literal["block", "conv", "pool", "gap", "head", "open", "close", "residual"]
 
 
@@ -101,8 +102,8 @@ def _layer_token(found: re.Match[str], at: int) -> Token:
         pad=int("p" in suffix),
         dropout="-" not in suffix,
     )
-    if token.width < 1:
-        raise _error(token, "a width must be at least 1 channel")
+    if not 1 <= token.width <= MAX_WIDTH:
+        raise _error(token, f"a width must be 1 to {MAX_WIDTH} channels")
     if set(suffix) - {"p", "-"} or len(set(suffix)) < len(suffix):
         raise _error(token, f"suffix '{suffix}' is not p (padded), - (no dropout) or p-")
     if token.pad and token.kernel == 1:

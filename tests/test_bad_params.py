@@ -68,6 +68,9 @@ CASES = [
     ("model-unknown", {"train.model": "vit"}, "train.model = 'vit'"),
     ("seed-negative", {"seed": -1}, "seed = -1"),
     ("seed-text", {"seed": "x"}, "seed = 'x'"),
+    ("seed-huge", {"seed": 2**70}, f"seed = {2**70}: Input should be less than or equal to"),
+    ("two-problems", {"norm": "bm", "l1": -1}, "norm = 'bm'"),
+    ("layout-too-wide", {"train.model": "C99999999999 GAP H"}, "a width must be 1 to 4096"),
     ("eval-batch-zero", {"engine.eval_batch_size": 0}, "engine.eval_batch_size = 0"),
     ("amp-unknown", {"engine.amp": "fp8"}, "engine.amp = 'fp8'"),
     ("typo-top-nrom", {"nrom": "gn"}, "unknown key 'nrom'"),
@@ -154,6 +157,16 @@ def test_validate_rejects_bad_param(outputs, overrides, expected, monkeypatch, c
 def test_validate_rejects_malformed_params_file(outputs, text, expected, monkeypatch, capsys):
     (outputs / "params.yaml").write_text(text)
     assert_rejected_in_process(outputs, expected, monkeypatch, capsys)
+
+
+def test_two_problems_are_one_line_that_counts_the_second(outputs, monkeypatch, capsys):
+    write_params(outputs, {**MNIST, "norm": "bm", "l1": -1})
+    assert_rejected_in_process(outputs, "(and 1 more problem)", monkeypatch, capsys)
+
+
+def test_a_params_file_that_is_not_text_is_one_line(outputs, monkeypatch, capsys):
+    (outputs / "params.yaml").write_bytes(b"\xff\xfe\x00norm")
+    assert_rejected_in_process(outputs, "cannot be read as text", monkeypatch, capsys)
 
 
 def test_train_process_rejects_a_param_prepare_checks(outputs):

@@ -108,7 +108,9 @@ def test_residual_adds_its_input_without_a_skip_conv_when_the_width_is_kept():
     [
         ("C8 X3 GAP H", {}, "model: token 2 'X3': unknown token (allowed: C<w> (3×3 block)"),
         ("", {}, "model: '' is an empty layout"),
-        ("C0 GAP H", {}, "model: token 1 'C0': a width must be at least 1 channel"),
+        ("C0 GAP H", {}, "model: token 1 'C0': a width must be 1 to 4096 channels"),
+        ("C99999999999 GAP H", {}, "model: token 1 'C99999999999': a width must be 1 to 4096"),
+        ("C\uff18 GAP H", {}, "model: token 1 'C\uff18': unknown token"),
         ("C8q GAP H", {}, "model: token 1 'C8q': suffix 'q' is not p (padded), - (no dropout)"),
         ("C8pp GAP H", {}, "model: token 1 'C8pp': suffix 'pp' is not p"),
         ("T8p GAP H", {}, "model: token 1 'T8p': a 1×1 conv has nothing to pad"),

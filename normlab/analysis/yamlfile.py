@@ -16,6 +16,8 @@ def read(path: Path, what: str) -> Any:
         return yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise NormlabError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NormlabError(f"{path}: cannot be read as text ({exc.__class__.__name__})") from None
     except yaml.YAMLError as exc:
         raise NormlabError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
 
