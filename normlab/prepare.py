@@ -68,6 +68,11 @@ def model_for(params: Params) -> nn.Module:
 def validate(params: Params) -> None:
     """The checks that need more than params.yaml: device present, sizes, groups per layer."""
     pick_device(params.device)
+    check_fits(params)
+
+
+def check_fits(params: Params) -> None:
+    """validate's checks that hold on any machine: sizes against the dataset, the model builds."""
     spec = data.spec(params.dataset)
     if params.limit > spec.n_train:
         raise NormlabError(

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, params_dict
-from normlab.analysis import records, studies, study
+from normlab.analysis import overrides, records, studies, study
 from normlab.errors import NormlabError
 from test_records import record_dict, write_raw
 
@@ -111,9 +111,12 @@ def test_the_base_params_are_heads_not_the_workspaces(tmp_path):
     subprocess.run(["git", "add", "params.yaml"], cwd=tmp_path, check=True)
     subprocess.run(["git", *identity, "commit", "-qm", "p"], cwd=tmp_path, check=True)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({**BASE, "norm": "ln"}))  # dvc exp run -S
-    assert studies.base_params(tmp_path)["norm"] == "gn"
+    assert overrides.base_params(tmp_path)["norm"] == "gn"
     with pytest.raises(NormlabError, match="params.yaml: not committed at HEAD"):
-        studies.base_params(Path("/"))  # no git repository there
+        overrides.base_params(Path("/"))  # no git repository there
+
+
+ONE_STUDY = "studies: {s: {epochs: 1, seeds: [0], variants: {bn: {}}}}"
 
 
 @pytest.mark.parametrize(
@@ -133,6 +136,19 @@ def test_the_base_params_are_heads_not_the_workspaces(tmp_path):
             "studies: {s: {epochs: 1, seeds: [0], variants: {bn: {}}, variant_seeds: {bn: []}}}",
             "studies.s.variant_seeds.bn: give at least one seed",
         ),
+        ("studies: {s: {epochs: true, seeds: [0], variants: {bn: {}}}}", "studies.s.epochs"),
+        ("studies: {s: {epochs: 1, seeds: ['0'], variants: {bn: {}}}}", "studies.s.seeds.0"),
+        ("studies: {s: {epochs: 1, seeds: [0, 0], variants: {bn: {}}}}", "seed 0 is given twice"),
+        ("studies: {s: {epochs: 1, seeds: [0], set: {seed: 3}, variants: {bn: {}}}}", "s.set"),
+        ("studies: {s: {epochs: 1, seeds: [0], variants: {bn: {seed: 3}}}}", "variants.bn: key"),
+        (
+            "profiles: {'../x': {epochs: 1}}\n" + ONE_STUDY,
+            "profile name '../x'",
+        ),
+        (
+            "profiles: {p: {seeds: []}}\n" + ONE_STUDY,
+            "profiles.p.seeds",
+        ),
     ],
 )
 def test_bad_study_file_is_one_clear_line(tmp_path, text, message):
@@ -151,9 +167,37 @@ def test_unknown_study_profile_or_param_is_rejected(spec):
     with pytest.raises(NormlabError, match="study norms, variant bn: .*train.batchsize"):
         studies.plan(spec, BASE, ["norms"], sets={"train.batchsize": 8})
     with pytest.raises(NormlabError, match="--set 'norm': expected key=value"):
-        studies.parse_sets(["norm"])
-    sets = studies.parse_sets(["engine.amp=off", "train.flip=true", "l1=2.0e-5", "data.limit=500"])
+        overrides.parse_sets(["norm"])
+    sets = overrides.parse_sets(
+        ["engine.amp=off", "train.flip=true", "l1=2.0e-5", "data.limit=500"]
+    )
     assert sets == {"engine.amp": "off", "train.flip": True, "l1": 2e-5, "data.limit": 500}
+    assert overrides.parse_sets(["train.epochs=010", "train.model=1:30"]) == {
+        "train.epochs": 10,  # YAML 1.1 would read octal 8 and base-60 90
+        "train.model": "1:30",
+    }
+
+
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (["seed=5"], r"--set 'seed=5': a run's seed comes from `seeds:`"),
+        (["norm=["], r"--set 'norm=\[': not a YAML value"),
+    ],
+)
+def test_a_bad_set_is_one_line(sets, message):
+    with pytest.raises(NormlabError, match=message) as err:
+        overrides.parse_sets(sets)
+    assert "\n" not in str(err.value)
+
+
+def test_a_variant_is_checked_like_the_validate_stage_before_anything_trains(spec):
+    """groups must divide every layer's channels: found at plan time, naming the study."""
+    with pytest.raises(NormlabError) as err:
+        studies.plan(spec, BASE, ["norms"], sets={"norm": "gn", "groups": 3})
+    assert str(err.value).startswith("study norms, variant bn: groups = 3 does not divide")
+    with pytest.raises(NormlabError, match="'train' is a section of params.yaml: set its keys"):
+        studies.plan(spec, BASE, ["norms"], sets={"train": 5})
 
 
 def test_variant_and_seed_pick_runs_and_name_what_is_allowed(capsys):

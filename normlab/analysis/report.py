@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from normlab.analysis import claims_file, records, sections, study, summary, writeups
+from normlab.analysis import claims_file, overrides, records, sections, study, summary, writeups
 from normlab.analysis import studies as st
 from normlab.analysis.views import Inputs, StudyView, study_view
 from normlab.errors import NormlabError, run_stage
@@ -182,7 +182,7 @@ def report(argv: list[str], others: Sequence[tuple[Path, str]] = ()) -> tuple[Pa
     args = _parser().parse_args(argv)
     plan = study.plan_from_args(args)
     out = args.out or plan.out
-    base = st.base_params()
+    base = overrides.base_params()
     done = _done(out)
     views = tuple(
         study_view(n, s, [r for r in plan.runs if r.study == n], done)

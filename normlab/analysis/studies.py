@@ -12,16 +12,14 @@ file to results/<profile or file name>/runs/, so a quick check never touches the
 answer.
 """
 
-import copy
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
-from normlab import config
+from normlab import config, prepare
+from normlab.analysis import overrides as overrides_mod
 from normlab.analysis import yamlfile
 from normlab.analysis.records import identity
 from normlab.errors import NormlabError
@@ -30,24 +28,36 @@ DEFAULT_FILE = Path("studies/default.yaml")
 RESULTS = Path("results")
 
 
+Seed = Annotated[StrictInt, Field(ge=0, le=config.MAX_SEED)]
+
+
 class _StudyModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _distinct(seeds: list[int] | None) -> list[int] | None:
+    """Two runs of one seed would be one run under two names."""
+    if seeds is not None and len(set(seeds)) < len(seeds):
+        raise ValueError(f"seed {next(s for s in seeds if seeds.count(s) > 1)} is given twice")
+    return seeds
 
 
 class Study(_StudyModel):
     """One study as written in the YAML file; `set` and variant values are params overrides."""
 
     description: str = ""
-    epochs: int = Field(ge=1)
-    seeds: list[int] = Field(min_length=1)
+    epochs: StrictInt = Field(ge=1)
+    seeds: list[Seed] = Field(min_length=1)
     set: dict[str, Any] = {}
     variants: dict[str, dict[str, Any]] = Field(min_length=1)
     # variant → its own seeds, for one that needs fewer: e.g. `in`, which cannot learn on
     # the `cnn` (README), needs one seed to show it. A profile's seeds leave these alone.
-    variant_seeds: dict[str, list[int]] = {}
+    variant_seeds: dict[str, list[Seed]] = {}
     # Why this study is left out, e.g. "left for a GPU: …": `study run` and `plan` skip it
     # unless --study names it, and the report says "not run" with this reason.
     not_run: str = ""
+
+    _seeds = field_validator("seeds")(_distinct)
 
     def seeds_of(self, variant: str) -> list[int]:
         return self.variant_seeds.get(variant, self.seeds)
@@ -56,10 +66,12 @@ class Study(_StudyModel):
 class Profile(_StudyModel):
     """A way to shrink any study: fewer variants, other seeds, fewer epochs, extra overrides."""
 
-    variants: int | None = Field(default=None, ge=1)
-    seeds: list[int] | None = None
-    epochs: int | None = Field(default=None, ge=1)
+    variants: StrictInt | None = Field(default=None, ge=1)
+    seeds: list[Seed] | None = Field(default=None, min_length=1)
+    epochs: StrictInt | None = Field(default=None, ge=1)
     set: dict[str, Any] = {}
+
+    _seeds = field_validator("seeds")(_distinct)
 
 
 class StudyFile(_StudyModel):
@@ -101,12 +113,21 @@ def _first_error(path: Path, exc: ValidationError) -> NormlabError:
     return NormlabError(f"{path}: {loc}: {err['msg']}")
 
 
-def _check_name(path: Path, label: str) -> None:
-    """Study and variant names become folders of results/runs/: no spaces, slashes or dots."""
+def _check_name(path: Path, label: str, what: str = "study or variant") -> None:
+    """Study, variant and profile names become folders of results/: no spaces, slashes or dots."""
     if not label or not all(c.isascii() and (c.isalnum() or c in "+-_") for c in label):
         raise NormlabError(
-            f"{path}: study or variant name {label!r}: use letters, digits, '+', "
-            "'-', '_' (it becomes a folder of the run records)"
+            f"{path}: {what} name {label!r}: use letters, digits, '+', "
+            "'-', '_' (it becomes a folder of results/)"
+        )
+
+
+def _no_seed_key(path: Path, where: str, overrides: dict[str, Any]) -> None:
+    """A seed set as an override would give every run of a variant that seed under the names
+    s0, s1, s2: one run recorded three times, each record naming a seed it did not use."""
+    if "seed" in overrides:
+        raise NormlabError(
+            f"{path}: {where}: key 'seed' cannot be set here: {overrides_mod.SEED_KEY_HELP}"
         )
 
 
@@ -117,9 +138,16 @@ def load_file(path: Path = DEFAULT_FILE) -> StudyFile:
         parsed = StudyFile.model_validate(raw)
     except ValidationError as exc:
         raise _first_error(path, exc) from None
+    for name in parsed.profiles:
+        _check_name(path, name, "profile")
+    for name, profile in parsed.profiles.items():
+        _no_seed_key(path, f"profiles.{name}.set", profile.set)
     for name, study in parsed.studies.items():
         for label in (name, *study.variants):
             _check_name(path, label)
+        _no_seed_key(path, f"studies.{name}.set", study.set)
+        for variant, overrides in study.variants.items():
+            _no_seed_key(path, f"studies.{name}.variants.{variant}", overrides)
         for variant, seeds in study.variant_seeds.items():
             if variant not in study.variants or not seeds:
                 raise NormlabError(
@@ -128,51 +156,6 @@ def load_file(path: Path = DEFAULT_FILE) -> StudyFile:
                     + f" (variants: {', '.join(study.variants)})"
                 )
     return parsed
-
-
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """`key=value` strings (as `-S` takes them) → overrides, values parsed as YAML.
-
-    Only true/false are booleans (YAML 1.2): `--set engine.amp=off` means the string 'off',
-    as the key's allowed values say, not YAML 1.1's false."""
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise NormlabError(f"--set {item!r}: expected key=value, e.g. --set device=cuda")
-        parsed = yaml.safe_load(value)
-        keep = isinstance(parsed, bool) and value.strip().lower() not in ("true", "false")
-        overrides[key] = value.strip() if keep else parsed
-    return overrides
-
-
-def apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
-    """params.yaml mapping with dotted-key overrides applied, as `dvc exp run -S` would."""
-    out = copy.deepcopy(raw)
-    for key, value in overrides.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise NormlabError(
-                    f"override {key}={value!r}: '{part}' is not a section of params.yaml"
-                )
-        node[leaf] = value
-    return out
-
-
-def base_params(repo: Path = Path(".")) -> dict:
-    """params.yaml as committed at HEAD: the workspace copy may hold a `dvc exp run -S` change."""
-    proc = subprocess.run(
-        ["git", "show", "HEAD:params.yaml"], cwd=repo, capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        raise NormlabError(
-            "params.yaml: not committed at HEAD (studies start from the committed "
-            f"params; git says: {proc.stderr.strip().splitlines()[-1:]})"
-        )
-    return yaml.safe_load(proc.stdout)
 
 
 def results_dir(file: Path, profile: str | None) -> Path:
@@ -185,11 +168,17 @@ def results_dir(file: Path, profile: str | None) -> Path:
 
 
 def resolve(base: dict, study: str, variant: str, overrides: dict[str, Any]) -> dict:
-    """The resolved params of one run (as the validate stage writes model/params.json)."""
+    """The resolved params of one run (as the validate stage writes model/params.json), with
+    the checks of the validate stage but the device's (a plan may be for another machine), so a
+    bad variant stops the plan before any run trains."""
     try:
-        return config.parse(apply_overrides(base, overrides)).model_dump()
+        params = config.parse(overrides_mod.apply(base, overrides))
+        prepare.check_fits(params)
     except NormlabError as err:
-        raise NormlabError(f"study {study}, variant {variant}: {err}") from None
+        # the value may come from params.yaml, the study file or the command line
+        why = str(err).removeprefix("params.yaml: ")
+        raise NormlabError(f"study {study}, variant {variant}: {why}") from None
+    return params.model_dump()
 
 
 def shrink(study: Study, profile: Profile, epochs: int | None, sets: dict[str, Any]) -> Study:
@@ -199,8 +188,8 @@ def shrink(study: Study, profile: Profile, epochs: int | None, sets: dict[str, A
         update={
             "variants": kept,
             "variant_seeds": {v: s for v, s in study.variant_seeds.items() if v in kept},
-            "seeds": profile.seeds or study.seeds,
-            "epochs": epochs or profile.epochs or study.epochs,
+            "seeds": study.seeds if profile.seeds is None else profile.seeds,
+            "epochs": next(e for e in (epochs, profile.epochs, study.epochs) if e is not None),
             "set": {**study.set, **profile.set, **sets},
         }
     )

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from normlab import checkpoint
-from normlab.analysis import records, runner, studies, verify
+from normlab.analysis import overrides, records, runner, studies, verify
 from normlab.analysis.pick import pick
 from normlab.analysis.records import Record
 from normlab.analysis.studies import Plan, PlannedRun
@@ -57,11 +57,11 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     """The plan these options describe, from HEAD's params.yaml."""
     return studies.plan(
         studies.load_file(args.file),
-        studies.base_params(),
+        overrides.base_params(),
         args.study,
         args.profile,
         args.epochs,
-        studies.parse_sets(args.set),
+        overrides.parse_sets(args.set),
         studies.results_dir(args.file, args.profile),
     )
 
