@@ -157,6 +157,8 @@ def read_idx(path: Path, expect_dims: int) -> np.ndarray:
     """Read a gzipped IDX file (unsigned bytes) into an array, checking its header and length."""
     try:
         raw = gzip.decompress(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise NormlabError(f"{path}: missing (the download stage fetches it)") from None
     except (OSError, EOFError) as err:
         raise NormlabError(f"{path}: not a readable gzip file ({err})") from None
     magic = 0x800 + expect_dims
@@ -217,15 +219,18 @@ def _split(images: np.ndarray, labels: np.ndarray) -> Split:
     )
 
 
-def _load_idx(root: Path) -> tuple[Split, Split]:
+def _load_idx(root: Path, classes: int) -> tuple[Split, Split]:
     names = IDX_FILES
     arrays = [read_idx(root / name, 3 if "images" in name else 1) for name in names]
-    for images, labels, name in (
-        (arrays[0], arrays[1], names[0]),
-        (arrays[2], arrays[3], names[2]),
-    ):
+    for first in (0, 2):  # train, test: images then labels
+        images, labels, labels_file = arrays[first], arrays[first + 1], root / names[first + 1]
         if len(images) != len(labels):
-            raise NormlabError(f"{root / name}: {len(images)} images but {len(labels)} labels")
+            raise NormlabError(
+                f"{root / names[first]}: {len(images)} images but {len(labels)} labels"
+            )
+        if labels.size and labels.max() >= classes:
+            top = labels.max()
+            raise NormlabError(f"{labels_file}: label {top} out of range (0..{classes - 1})")
     return _split(arrays[0][:, None], arrays[1]), _split(arrays[2][:, None], arrays[3])
 
 
@@ -245,7 +250,10 @@ def load(dataset: str, root: Path, limit: int = 0) -> tuple[Split, Split]:
     """Train and test splits of a downloaded dataset; `limit` > 0 keeps the first N training
     images."""
     s = spec(dataset)
-    train, test = _load_cifar(root, s.classes) if s.format == "cifar" else _load_idx(root)
+    if s.format == "cifar":
+        train, test = _load_cifar(root, s.classes)
+    else:
+        train, test = _load_idx(root, len(s.classes))
     if limit:
         train = Split(train.images[:limit], train.labels[:limit])
     return train, test

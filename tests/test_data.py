@@ -64,6 +64,18 @@ def test_images_and_labels_of_different_lengths_are_rejected(tmp_path):
         data.load("mnist", tmp_path)
 
 
+def test_a_label_beyond_the_classes_or_a_missing_file_is_one_line(tmp_path):
+    files = write_dataset(tmp_path, n_train=100, n_test=50)
+    labels = np.zeros(50, np.uint8)
+    labels[7] = 12
+    write_idx(files["t10k-labels-idx1-ubyte.gz"], labels)
+    with pytest.raises(NormlabError, match=r"t10k-labels-idx1-ubyte.gz: label 12 out of range"):
+        data.load("mnist", tmp_path)
+    files["t10k-labels-idx1-ubyte.gz"].unlink()
+    with pytest.raises(NormlabError, match="missing \\(the download stage fetches it\\)"):
+        data.load("mnist", tmp_path)
+
+
 # --- sources: shipped copy, NORMLAB_DATA_MIRROR, official URL -------------------------------------
 
 
