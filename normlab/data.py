@@ -31,6 +31,11 @@ class Spec:
     )
     note: str = ""  # shown with every result of this dataset (the proxy says it is not CIFAR-10)
 
+    @property
+    def size(self) -> int:
+        """Side of its square images in pixels."""
+        return 32 if self.format == "cifar" else 28
+
 
 CIFAR_CLASSES = (
     "airplane",

@@ -52,7 +52,7 @@ def model_for(params: Params) -> nn.Module:
             dropout=r.dropout,
             in_channels=spec.channels,
             classes=len(spec.classes),
-            size=32 if spec.format == "cifar" else 28,
+            size=spec.size,
             order=r.order,
             bias=r.bias,
         )
@@ -81,6 +81,13 @@ def check_fits(params: Params) -> None:
             f"(allowed: 0 = all, or 1..{spec.n_train})"
         )
     check_batch(params.recipe.batch_size, params.limit or spec.n_train)
+    for key in ("crop", "cutout"):  # a shift or a square as large as the image leaves no image
+        value = getattr(params.recipe, key)
+        if value >= spec.size:
+            raise NormlabError(
+                f"params.yaml: train.{key} = {value}: the images are {spec.size}×{spec.size} "
+                f"pixels (allowed: 0 = off, or 1..{spec.size - 1})"
+            )
     model_for(params)
 
 

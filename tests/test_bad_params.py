@@ -70,6 +70,8 @@ CASES = [
     ("seed-text", {"seed": "x"}, "seed = 'x'"),
     ("seed-huge", {"seed": 2**70}, f"seed = {2**70}: Input should be less than or equal to"),
     ("two-problems", {"norm": "bm", "l1": -1}, "norm = 'bm'"),
+    ("crop-whole-image", {"train.crop": 28}, "train.crop = 28: the images are 28×28 pixels"),
+    ("cutout-whole-image", {"train.cutout": 30}, "train.cutout = 30: the images are 28×28"),
     ("layout-too-wide", {"train.model": "C99999999999 GAP H"}, "a width must be 1 to 4096"),
     ("eval-batch-zero", {"engine.eval_batch_size": 0}, "engine.eval_batch_size = 0"),
     ("amp-unknown", {"engine.amp": "fp8"}, "engine.amp = 'fp8'"),
