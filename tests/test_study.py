@@ -227,3 +227,13 @@ def test_a_study_marked_not_run_is_left_out_unless_named(tmp_path, monkeypatch, 
     study.main(["plan", "--file", str(tmp_path / "s.yaml"), "--study", "batch"])
     lines = capsys.readouterr().out.splitlines()
     assert sum(line.startswith("batch/") for line in lines) == 36 and "less" not in lines[-1]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_verify_names_its_device_option_not_params_yaml(capsys):
+    with pytest.raises(SystemExit):
+        study.main(["verify", "x.json", "--device", "tpu"])
+    assert "argument --device: invalid choice: 'tpu'" in capsys.readouterr().err
+    record = next(ROOT.glob("results/runs/*/*/s*.json"))
+    with pytest.raises(NormlabError, match=r"^--device cuda: not available on this machine"):
+        study.main(["verify", str(record), "--device", "cuda"])

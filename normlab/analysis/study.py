@@ -21,8 +21,9 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
-from normlab import checkpoint
+from normlab import checkpoint, config
 from normlab.analysis import overrides, records, runner, studies, verify
 from normlab.analysis.pick import pick
 from normlab.analysis.records import Record
@@ -251,7 +252,11 @@ def main(argv: list[str] | None = None) -> None:
             )
     check = commands.add_parser("verify", help="retrain the run behind a record and compare")
     check.add_argument("record", type=Path, help="e.g. results/runs/norms/bn/s0.json")
-    check.add_argument("--device", help="train on this device instead of the record's (cpu, cuda…)")
+    check.add_argument(
+        "--device",
+        choices=get_args(config.Device),
+        help="train on this device instead of the record's",
+    )
     args = parser.parse_args(argv)
     if args.command == "verify":
         sys.exit(verify.verify(args.record, args.device))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from normlab.analysis import records, worker
 from normlab.analysis.records import Record
+from normlab.device import pick_device
+from normlab.errors import NormlabError
 
 
 def _compare(name: str, new: float, old: float, unit: str = "") -> tuple[str, bool]:
@@ -52,7 +54,11 @@ def verify(path: Path, device: str | None = None) -> int:
     run goes is not part of what it is, though its digits may differ there."""
     old = records.read(path)
     params = {**old.params, "device": device or old.params["device"]}
-    records.identity(params)  # an unknown device name: one line, before any work
+    if device is not None:  # absent here: one line naming the option, before any work
+        try:
+            pick_device(device)
+        except NormlabError as err:
+            raise NormlabError(f"--device {device}: {str(err).split(': ', 2)[-1]}") from None
     worker.ensure_data(old.dataset)
     print(
         f"retraining {old.label()} from {path}: recorded on {old.host} ({old.precision}, "
