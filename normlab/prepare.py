@@ -61,7 +61,7 @@ def model_for(params: Params) -> nn.Module:
         if not why.startswith("model: "):  # a groups error names its key and layer already
             raise
         raise NormlabError(
-            f"params.yaml: model = {r.model!r}: {why.removeprefix('model: ')}"
+            f"params.yaml: train.model = {r.model!r}: {why.removeprefix('model: ')}"
         ) from None
 
 

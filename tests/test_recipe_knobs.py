@@ -250,7 +250,7 @@ def test_a_layout_its_input_cannot_take_is_one_line_from_validate():
     with pytest.raises(NormlabError) as caught:
         prepare.validate(params)
     assert str(caught.value).startswith(
-        "params.yaml: model = 'C8 P P P P C8 GAP H': token 6 'C8': maps shrink below 1×1"
+        "params.yaml: train.model = 'C8 P P P P C8 GAP H': token 6 'C8': maps shrink below 1×1"
     )
 
 
