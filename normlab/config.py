@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from normlab import yamlkeys
 from normlab.errors import NormlabError
 
 Norm = Literal["bn", "gn", "ln", "in", "none"]
@@ -255,7 +256,7 @@ def load(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml; any problem is a one-line `NormlabError`."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yamlkeys.load(path.read_text())
     except FileNotFoundError:
         raise NormlabError(f"{path}: not found (run from the repository root)") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -93,6 +93,11 @@ RAW_CASES = [  # params.yaml text that is not even a valid mapping
     ("invalid-yaml", "norm: bn\n  groups: [4\n", "not valid YAML"),
     ("not-a-mapping", "- norm\n- bn\n", "expected a mapping"),
     ("empty-file", "", "expected a mapping"),
+    (
+        "key-twice",
+        "norm: bn\nl1: 0\nnorm: gn\n",
+        "line 3: not valid YAML (found the key 'norm' twice)",
+    ),
 ]
 
 

@@ -128,6 +128,7 @@ ONE_STUDY = "studies: {s: {epochs: 1, seeds: [0], variants: {bn: {}}}}"
         ("studies: {s: {epochs: 1, seeds: [0], variants: {'bn l1': {norm: bn}}}}", "'bn l1'"),
         ("studies: {s: {epochs: 1, seeds: [0], variants: {'../x': {norm: bn}}}}", "'../x'"),
         ("studies: [", "not valid YAML"),
+        ("studies: {s: {epochs: 1, epochs: 2}}", "not valid YAML .found the key 'epochs' twice"),
         (
             "studies: {s: {epochs: 1, seeds: [0], variants: {bn: {}}, variant_seeds: {in: [0]}}}",
             r"studies.s.variant_seeds.in: not a variant of the study \(variants: bn\)",

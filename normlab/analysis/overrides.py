@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from normlab import yamlkeys
 from normlab.errors import NormlabError
 
 SEED_KEY_HELP = "a run's seed comes from `seeds:` (or `variant_seeds:`; --seed picks some)"
@@ -83,7 +84,7 @@ def base_params(repo: Path = Path(".")) -> dict:
             f"params; git says: {proc.stderr.strip().splitlines()[-1:]})"
         )
     try:
-        raw = yaml.safe_load(proc.stdout)
+        raw = yamlkeys.load(proc.stdout)
     except yaml.YAMLError as exc:
         raise NormlabError(f"HEAD:params.yaml: not valid YAML ({exc.__class__.__name__})") from None
     if not isinstance(raw, dict):

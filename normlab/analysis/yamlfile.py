@@ -7,13 +7,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from normlab import yamlkeys
 from normlab.errors import NormlabError
 
 
 def read(path: Path, what: str) -> Any:
     """The file's content; a missing file or one that is not YAML is a one-line error."""
     try:
-        return yaml.safe_load(Path(path).read_text())
+        return yamlkeys.load(Path(path).read_text())
     except FileNotFoundError:
         raise NormlabError(f"{path}: {what} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
