@@ -136,6 +136,41 @@ def test_a_corrupt_record_is_one_line_naming_the_file_and_key(tmp_path, change, 
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: _with(r, "final.acc", 250.0), "key 'final.acc': Input should be less than"),
+        (lambda r: _with(r, "best.acc", -1.0), "key 'best.acc': Input should be greater than"),
+        (lambda r: _with(r, "train.acc", 100.5), "key 'train.acc': Input should be less"),
+        (
+            lambda r: _with(r, "per_class_acc.3", 101.0),
+            "key 'per_class_acc.3': Input should be less than or equal to 100",
+        ),
+        (
+            lambda r: _with(r, "history", [r["history"][0], {**r["history"][1], "test/acc": 990}]),
+            "key 'history.1.test/acc': 990 (allowed: 0 to 100)",
+        ),
+        (
+            lambda r: _with(r, "history", [{**r["history"][0], "train/acc": -5}, r["history"][1]]),
+            "key 'history.0.train/acc': -5 (allowed: 0 to 100)",
+        ),
+        (
+            lambda r: _with(r, "confusion", [[-1, *row[1:]] for row in r["confusion"]]),
+            "key 'confusion.0.0': Input should be greater than or equal to 0",
+        ),
+    ],
+)
+def test_a_record_that_no_run_can_produce_is_one_line_naming_file_and_key(
+    tmp_path, change, message
+):
+    """Valid JSON of the right types, but nonsense: never a number in the report."""
+    path = write_raw(tmp_path / "runs/norms/bn/s0.json", change(record_dict()))
+    with pytest.raises(NormlabError) as err:
+        records.read_all(tmp_path)
+    assert str(err.value).startswith(f"{path}: {message}"), str(err.value)
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("text", ["", '{"schema": 1,', "not json", "\xff\xfe"])
 def test_a_record_that_is_not_json_is_one_line(tmp_path, text):
     path = tmp_path / "s0.json"

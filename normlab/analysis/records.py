@@ -15,10 +15,18 @@ behaviour, e.g. `recipe.tta: false`) takes its default, and the old record still
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from normlab import config
 from normlab.errors import NormlabError
@@ -30,6 +38,8 @@ SCHEMA = 1
 PLACE_AND_SPEED = ("device", "engine")
 RECORD_NAME = re.compile(r"^s\d+\.json$")  # s<seed>.json; sidecars and other files are not records
 DIVERGED_NAME = re.compile(r"^s\d+\.diverged\.json$")  # s<seed>.diverged.json, see Diverged
+# An accuracy, in percent: 250 or -3 is a corrupt record, never a number for the report.
+Percent = Annotated[float, Field(ge=0, le=100)]
 
 
 def identity(params: dict) -> str:
@@ -39,6 +49,11 @@ def identity(params: dict) -> str:
     except ValidationError as exc:
         raise NormlabError(_describe(exc, "params.")) from None
     return json.dumps(parsed.model_dump(exclude=set(PLACE_AND_SPEED)), sort_keys=True)
+
+
+def _error(why: str) -> PydanticCustomError:
+    """A validation error whose message is `why` exactly, naming its key itself (`_describe`)."""
+    return PydanticCustomError("record", "{why}", {"why": why})
 
 
 class _RecordModel(BaseModel):
@@ -53,12 +68,12 @@ class _RecordModel(BaseModel):
 
 
 class Score(_RecordModel):
-    acc: float  # percent
+    acc: Percent
     loss: float
 
 
 class Best(_RecordModel):
-    acc: float
+    acc: Percent
     epoch: int
 
 
@@ -119,8 +134,8 @@ class Record(_RunRecord):
     train: Score
     gap: float
     learned: bool
-    per_class_acc: dict[str, float]
-    confusion: list[list[int]]
+    per_class_acc: dict[str, Percent]
+    confusion: list[list[Annotated[int, Field(ge=0)]]]  # counts of test images
     misclassified: Misclassified
     param_count: int
     weights: Weights
@@ -129,6 +144,18 @@ class Record(_RunRecord):
     packed: int  # runs trained together as one packed model (issue 17); 1 = trained alone
     concurrent: int  # runs this machine trained at once when this one ran (seconds include it)
     dvc: DvcExperiment | None
+
+    @field_validator("history")
+    @classmethod
+    def _accuracies_are_percent(
+        cls, history: list[dict[str, int | float]]
+    ) -> list[dict[str, int | float]]:
+        """test/acc, train/acc: the curves and the 'faster' claims read them as percent."""
+        for i, epoch in enumerate(history):
+            for key, value in epoch.items():
+                if key.endswith("/acc") and not 0 <= value <= 100:
+                    raise _error(f"key 'history.{i}.{key}': {value} (allowed: 0 to 100)")
+        return history
 
 
 class Diverged(_RunRecord):
@@ -145,6 +172,8 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
     """pydantic's first error as one line: which key, what is wrong with it."""
     err = exc.errors()[0]
     key = prefix + ".".join(str(p) for p in err["loc"])
+    if err["type"] == "record":  # our own checks name their key (`_error`)
+        return err["msg"]
     if err["type"] == "missing":
         return f"missing key '{key}'"
     if err["type"] == "extra_forbidden":
