@@ -19,8 +19,9 @@ def resolved(overrides: dict | None = None) -> dict:
 
 
 def record_dict(params: dict | None = None, acc: float = 99.47) -> dict:
-    """A complete, valid record of a 2-epoch run, as a runner would write it."""
+    """A complete, valid record of a run (default: 2 epochs), as a runner would write it."""
     params = params or resolved({"train.epochs": 2})
+    epochs = params["recipe"]["epochs"]
     epoch = {
         "train/loss": 0.1,
         "train/acc": 97.0,
@@ -38,13 +39,14 @@ def record_dict(params: dict | None = None, acc: float = 99.47) -> dict:
         "schema": 1,
         "study": "norms",
         "variant": "bn",
-        "seed": 0,
+        "seed": params["seed"],
         "dataset": "mnist",
         "key": records.identity(params),
         "params": params,
-        "history": [{"epoch": 1, **epoch, "test/acc": 98.0}, {"epoch": 2, **epoch}],
+        "history": [{"epoch": e, **epoch, "test/acc": 98.0} for e in range(1, epochs)]
+        + [{"epoch": epochs, **epoch}],
         "final": {"acc": acc, "loss": 0.0171},
-        "best": {"acc": acc, "epoch": 2},
+        "best": {"acc": acc, "epoch": epochs},
         "train": {"acc": 97.0, "loss": 0.1},
         "gap": round(97.0 - acc, 2),
         "learned": True,
@@ -155,6 +157,27 @@ def test_a_corrupt_record_is_one_line_naming_the_file_and_key(tmp_path, change, 
             "key 'history.0.train/acc': -5 (allowed: 0 to 100)",
         ),
         (
+            lambda r: _with(r, "history", []),
+            "key 'history': length 0, but params.recipe.epochs is 2 (allowed: one entry per",
+        ),
+        (
+            lambda r: _with(r, "history", r["history"][:1]),
+            "key 'history': length 1, but params.recipe.epochs is 2",
+        ),
+        (lambda r: _with(r, "seed", 3), "key 'seed': 3, but params.seed is 0 (allowed: the same"),
+        (
+            lambda r: _with(r, "confusion", r["confusion"][:9]),
+            "key 'confusion': not 10×10 (allowed: a row and a column per class of per_class_acc)",
+        ),
+        (
+            lambda r: _with(r, "confusion", [row[:9] for row in r["confusion"]]),
+            "key 'confusion': not 10×10",
+        ),
+        (
+            lambda r: _without(r, "per_class_acc.9"),
+            "key 'confusion': not 9×9",
+        ),
+        (
             lambda r: _with(r, "confusion", [[-1, *row[1:]] for row in r["confusion"]]),
             "key 'confusion.0.0': Input should be greater than or equal to 0",
         ),
@@ -220,12 +243,12 @@ def test_records_of_the_same_run_with_different_results_are_reported(tmp_path):
 
 def diverged_dict(params: dict | None = None) -> dict:
     """A complete, valid divergence record, as a worker writes it when loop.fit stops a run."""
-    params = params or resolved({"train.epochs": 2, "train.lr": 1e6})
+    params = params or resolved({"train.epochs": 2, "train.lr": 1e6, "seed": 2})
     return {
         "schema": 1,
         "study": "norms",
         "variant": "bn",
-        "seed": 2,
+        "seed": params["seed"],
         "dataset": "mnist",
         "key": records.identity(params),
         "params": params,
@@ -254,6 +277,7 @@ def test_a_divergence_record_round_trips_and_is_no_record(tmp_path):
     [
         (lambda d: d.pop("error"), "missing key 'error'"),
         (lambda d: d.update(seed="2"), "key 'seed': "),
+        (lambda d: d.update(seed=3), "key 'seed': 3, but params.seed is 2"),
         (lambda d: d.update(extra=1), "unknown key 'extra'"),
     ],
 )

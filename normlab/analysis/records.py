@@ -25,6 +25,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -113,6 +114,27 @@ class _RunRecord(_RecordModel):
     code: str
     _source: Path | None = PrivateAttr(default=None)
 
+    @field_validator("params")
+    @classmethod
+    def _params_of_a_run(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Still valid params through today's schema (see `identity`), which the checks below
+        read from."""
+        try:
+            identity(params)
+        except NormlabError as err:
+            raise _error(str(err)) from None
+        return params
+
+    @model_validator(mode="after")
+    def _seed_is_the_params_seed(self) -> "_RunRecord":
+        """The report labels a run by `seed`; it was computed with params.seed."""
+        if self.seed != self.params["seed"]:
+            raise _error(
+                f"key 'seed': {self.seed}, but params.seed is {self.params['seed']} "
+                "(allowed: the same seed)"
+            )
+        return self
+
     @property
     def source(self) -> Path | None:
         """The file this record was read from (None for one built in memory)."""
@@ -157,6 +179,28 @@ class Record(_RunRecord):
                     raise _error(f"key 'history.{i}.{key}': {value} (allowed: 0 to 100)")
         return history
 
+    @model_validator(mode="after")
+    def _an_entry_per_epoch(self) -> "Record":
+        """The curves and the claims on the last epochs read one history entry per epoch."""
+        epochs = self.params["recipe"]["epochs"]
+        if len(self.history) != epochs:
+            raise _error(
+                f"key 'history': length {len(self.history)}, but params.recipe.epochs is "
+                f"{epochs} (allowed: one entry per epoch)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _a_row_and_a_column_per_class(self) -> "Record":
+        """The confusion figures and claims index the matrix by the classes of per_class_acc."""
+        side = len(self.per_class_acc)
+        if len(self.confusion) != side or any(len(row) != side for row in self.confusion):
+            raise _error(
+                f"key 'confusion': not {side}×{side} (allowed: a row and a column per class "
+                "of per_class_acc)"
+            )
+        return self
+
 
 class Diverged(_RunRecord):
     """A run that diverged (loop.fit stopped it on a non-finite loss): no numbers, but a result.
@@ -185,13 +229,9 @@ def validate(raw: Any, source: Path | str, model: type = Record) -> Any:
     """A parsed JSON object → Record (or `model`); any problem is one line naming `source`
     and the key."""
     try:
-        record = model.model_validate(raw)
-        identity(record.params)  # the params must still be valid params
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise NormlabError(f"{source}: {_describe(exc)}") from None
-    except NormlabError as err:
-        raise NormlabError(f"{source}: {err}") from None
-    return record
 
 
 def read(path: Path, model: type = Record) -> Any:
