@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +193,25 @@ def test_a_record_that_no_run_can_produce_is_one_line_naming_file_and_key(
         records.read_all(tmp_path)
     assert str(err.value).startswith(f"{path}: {message}"), str(err.value)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "name, raw, model",
+    [
+        ("s1.json", record_dict(), records.Record),
+        ("s10.json", record_dict(), records.Record),
+        ("s0.diverged.json", None, records.Diverged),
+    ],
+)
+def test_a_record_named_for_another_seed_is_one_line(tmp_path, name, raw, model):
+    """A plan takes s<N>.json for seed N's run: a record of seed 0 (2) there is refused."""
+    raw = raw or diverged_dict()
+    path = write_raw(tmp_path / name, raw)
+    seed = re.match(r"s(\d+)", name)[1]
+    with pytest.raises(NormlabError) as err:
+        records.read(path, model)
+    expected = f"{path}: key 'seed': {raw['seed']}, but the file is named for seed {seed}"
+    assert str(err.value).startswith(expected), str(err.value)
 
 
 @pytest.mark.parametrize("text", ["", '{"schema": 1,', "not json", "\xff\xfe"])

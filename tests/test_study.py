@@ -91,7 +91,7 @@ def test_records_of_a_profile_or_another_file_go_to_their_own_folder(tmp_path):
 
 def test_a_plan_skips_runs_that_have_records(spec, tmp_path):
     runs = studies.plan(spec, BASE, ["norms"], profile="tiny").runs
-    held = write_raw(tmp_path / "elsewhere/s0.json", record_dict(runs[1].params))
+    held = write_raw(tmp_path / "elsewhere/s1.json", record_dict(runs[1].params))
     other = write_raw(
         tmp_path / "other/s0.json", record_dict(studies.plan(spec, BASE).runs[0].params)
     )

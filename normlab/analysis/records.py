@@ -37,8 +37,8 @@ SCHEMA = 1
 # Resolved params that say where and how fast a run went, not what it computed (amp's bf16 vs
 # float32 moves only the last digits): runs differing only in these are the same run.
 PLACE_AND_SPEED = ("device", "engine")
-RECORD_NAME = re.compile(r"^s\d+\.json$")  # s<seed>.json; sidecars and other files are not records
-DIVERGED_NAME = re.compile(r"^s\d+\.diverged\.json$")  # s<seed>.diverged.json, see Diverged
+RECORD_NAME = re.compile(r"^s(\d+)\.json$")  # s<seed>.json; sidecars, other files: no records
+DIVERGED_NAME = re.compile(r"^s(\d+)\.diverged\.json$")  # s<seed>.diverged.json, see Diverged
 # An accuracy, in percent: 250 or -3 is a corrupt record, never a number for the report.
 Percent = Annotated[float, Field(ge=0, le=100)]
 
@@ -243,8 +243,20 @@ def read(path: Path, model: type = Record) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise NormlabError(f"{path}: not a JSON record ({err})") from None
     record = validate(raw, path, model)
+    _named_for_its_seed(Path(path), record)
     record._source = Path(path)
     return record
+
+
+def _named_for_its_seed(path: Path, record: Any) -> None:
+    """A plan looks for seed N's record at s<N>.json: a record of another seed there would
+    stand for a run that was never trained."""
+    named = RECORD_NAME.match(path.name) or DIVERGED_NAME.match(path.name)
+    if named and int(named[1]) != record.seed:
+        raise NormlabError(
+            f"{path}: key 'seed': {record.seed}, but the file is named for seed {named[1]} "
+            f"(allowed: seed {named[1]} in {path.name})"
+        )
 
 
 def read_all(root: Path) -> list[Record]:
