@@ -74,7 +74,7 @@ def record_dict(params: dict | None = None, acc: float = 99.47) -> dict:
     }
 
 
-def write_raw(path: Path, raw: dict) -> Path:
+def write_raw(path: Path, raw: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(raw))
     return path
@@ -212,6 +212,23 @@ def test_a_record_named_for_another_seed_is_one_line(tmp_path, name, raw, model)
         records.read(path, model)
     expected = f"{path}: key 'seed': {raw['seed']}, but the file is named for seed {seed}"
     assert str(err.value).startswith(expected), str(err.value)
+
+
+@pytest.mark.parametrize("top", [[record_dict()] * 50, "s" * 5000, 99.47, None])
+def test_a_record_that_is_no_json_object_says_so_and_does_not_quote_it(tmp_path, top):
+    path = write_raw(tmp_path / "s0.json", top)
+    with pytest.raises(NormlabError) as err:
+        records.read(path)
+    assert str(err.value) == f"{path}: expected a JSON object (a record's top level is {{...}})"
+
+
+def test_a_long_bad_value_is_quoted_cut_short(tmp_path):
+    path = write_raw(tmp_path / "s0.json", _with(record_dict(), "confusion", "9" * 5000))
+    with pytest.raises(NormlabError) as err:
+        records.read(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: key 'confusion': Input should be a valid list (got '99")
+    assert message.endswith("...)") and len(message) < len(str(path)) + 150, message
 
 
 @pytest.mark.parametrize("text", ["", '{"schema": 1,', "not json", "\xff\xfe"])

@@ -222,7 +222,15 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
         return f"missing key '{key}'"
     if err["type"] == "extra_forbidden":
         return f"unknown key '{key}' (a typo?)"
-    return f"key '{key}': {err['msg']} (got {err['input']!r})"
+    if err["type"] == "model_type" and not err["loc"]:
+        return "expected a JSON object (a record's top level is {...})"
+    return f"key '{key}': {err['msg']} (got {_shown(err['input'])})"
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A bad value as a message quotes it: cut short, so a wrong list or record is no page."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def validate(raw: Any, source: Path | str, model: type = Record) -> Any:
