@@ -231,13 +231,23 @@ def test_a_long_bad_value_is_quoted_cut_short(tmp_path):
     assert message.endswith("...)") and len(message) < len(str(path)) + 150, message
 
 
-@pytest.mark.parametrize("text", ["", '{"schema": 1,', "not json", "\xff\xfe"])
+@pytest.mark.parametrize(
+    "text", ["", '{"schema": 1,', "not json", "\xff\xfe", "[" * 100_000, "9" * 5000]
+)
 def test_a_record_that_is_not_json_is_one_line(tmp_path, text):
     path = tmp_path / "s0.json"
     path.write_bytes(text.encode("latin-1"))
     with pytest.raises(NormlabError, match=r"s0\.json: not a JSON record") as err:
         records.read(path)
     assert "\n" not in str(err.value)
+
+
+def test_a_record_that_cannot_be_read_is_one_line(tmp_path):
+    folder = tmp_path / "runs" / "s0.json"
+    folder.mkdir(parents=True)
+    with pytest.raises(NormlabError) as err:
+        records.read_all(tmp_path)
+    assert str(err.value) == f"{folder}: cannot read the record (Is a directory)"
 
 
 def test_identity_is_what_a_run_computes_not_where_it_ran():

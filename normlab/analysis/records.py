@@ -248,7 +248,9 @@ def read(path: Path, model: type = Record) -> Any:
         raw = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise NormlabError(f"{path}: record not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except OSError as err:  # a folder named s0.json, no permission to read it
+        raise NormlabError(f"{path}: cannot read the record ({err.strerror})") from None
+    except (ValueError, RecursionError) as err:  # not JSON, not UTF-8, a 5000-digit number …
         raise NormlabError(f"{path}: not a JSON record ({err})") from None
     record = validate(raw, path, model)
     _named_for_its_seed(Path(path), record)
