@@ -209,6 +209,14 @@ def test_a_class_the_dataset_lacks_is_one_line():
             {"kind": "costs", "metric": "final", "variants": ["a", "b"], "range": [2, 1]},
             "claims[0] (id x1): range must be [low, high]",
         ),
+        (
+            {"kind": "similar", "metric": "final", "margin": 0.2, "variants": ["a", "a"]},
+            "claims[0] (id x1): 'variants' compares 'a' with itself (allowed: two different",
+        ),
+        (
+            {"kind": "narrower-gap", "pairs": [["a", "b"], ["c", "c"]]},
+            "claims[0] (id x1): 'pairs' compares 'c' with itself",
+        ),
     ],
 )
 def test_a_bad_claims_file_is_one_line_naming_file_and_key(tmp_path, claim, expected):

@@ -40,6 +40,17 @@ class _Claim(BaseModel):
             raise ValueError("'variants' must be [A, B] for this kind (or use 'pairs')")
         return self
 
+    @model_validator(mode="after")
+    def _a_pair_of_two_variants(self) -> "_Claim":
+        """A variant against itself is no comparison: a typo that no run can ever test."""
+        key = "pairs" if self.pairs is not None else "variants"
+        for unit in self.units:
+            if len(unit) == 2 and unit[0] == unit[1]:
+                raise ValueError(
+                    f"'{key}' compares {unit[0]!r} with itself (allowed: two different variants)"
+                )
+        return self
+
     @property
     def units(self) -> list[tuple[str, ...]]:
         """What is tested: (A, B) pairs, or (A,) single variants."""
