@@ -9,6 +9,7 @@ import yaml
 from normlab.analysis import claims as cl
 from normlab.analysis import claims_file as cf
 from normlab.analysis import verdicts as vd
+from normlab.analysis.studies import Study
 from normlab.errors import NormlabError
 from test_verdicts import confusion, fake_record, history
 
@@ -227,6 +228,62 @@ def test_a_bad_claims_file_is_one_line_naming_file_and_key(tmp_path, claim, expe
         cf.load(path)
     message = str(err.value)
     assert message.startswith(f"{path}: {expected}") and "\n" not in message, message
+
+
+STUDY = Study(epochs=12, seeds=[0], variants={"bn": {"norm": "bn"}, "gn": {"norm": "gn"}})
+
+
+@pytest.mark.parametrize(
+    "claim, reported, expected",
+    [
+        (
+            {"kind": "higher", "metric": "final", "variants": ["gn", "nb"]},
+            {},
+            "claims[0] (id x1).variants: 'nb' is not a variant of study s (variants: bn, gn)",
+        ),
+        (
+            {"kind": "narrower-gap", "pairs": [["gn", "bn"], ["ln", "bn"]]},
+            {},
+            "claims[0] (id x1).pairs: 'ln' is not a variant of study s (variants: bn, gn)",
+        ),
+        (
+            {"kind": "steadier", "series": "test/loss", "last": 13, "variants": ["gn", "bn"]},
+            {},
+            "claims[0] (id x1).last: 13 epochs, but study s runs 12 (allowed: 2 to 12)",
+        ),
+        (
+            {"kind": "higher", "metric": "final", "variants": ["gn", "bn"]},
+            {"variant": "in"},
+            "reported[0].variant: 'in' is not a variant of study s (variants: bn, gn)",
+        ),
+    ],
+)
+def test_a_claim_on_variants_or_epochs_its_study_lacks_is_one_line(
+    tmp_path, claim, reported, expected
+):
+    """It would wait as 'cannot be tested yet' forever: say so at once, naming the allowed."""
+    path = tmp_path / "claims.yaml"
+    base = {"id": "x1", "source": "s", "text": "t", "study": "s"}
+    number = {"source": "s", "study": "s", "variant": "bn", "metric": "final", "acc": 99.0}
+    path.write_text(yaml.safe_dump({"claims": [base | claim], "reported": [number | reported]}))
+    with pytest.raises(NormlabError) as err:
+        cf.check_studies(cf.load(path), {"s": STUDY}, path)
+    assert str(err.value) == f"{path}: {expected}"
+
+
+def test_a_claim_on_a_study_no_file_defines_yet_waits_for_it(tmp_path):
+    claimed = cf.ClaimsFile.model_validate(
+        {
+            "claims": [
+                {"id": "x1", "source": "s", "text": "t", "study": "later"}
+                | {"kind": "steadier", "series": "test/loss", "last": 99, "variants": ["a", "b"]}
+            ],
+            "reported": [
+                {"source": "s", "study": "later", "variant": "c", "metric": "best", "acc": 99.0}
+            ],
+        }
+    )
+    cf.check_studies(claimed, {"s": STUDY})  # no error: its verdict says it cannot be tested yet
 
 
 def test_unreadable_and_duplicate_claims_files(tmp_path):

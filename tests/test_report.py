@@ -232,7 +232,7 @@ def repo(tmp_path, monkeypatch):
                 "text": "t",
                 "study": "later",
                 "kind": "narrower-gap",
-                "variants": ["a", "b"],
+                "variants": ["gn", "bn"],
             },
         ]
     }
@@ -295,6 +295,20 @@ def test_a_corrupt_claims_file_is_one_line(repo, capsys):
     err = capsys.readouterr().err
     assert done.value.code == 2 and err.count("\n") == 1, err
     assert err.startswith("error: studies/claims.yaml: claims[0] (id c1).source: Field required")
+    assert not (repo / "results" / "README.md").exists()
+
+
+def test_a_claim_on_a_variant_its_study_lacks_is_one_line_and_writes_nothing(repo, capsys):
+    claims = yaml.safe_load((repo / "studies" / "claims.yaml").read_text())
+    claims["claims"][0]["variants"] = ["gn", "nb"]
+    (repo / "studies" / "claims.yaml").write_text(yaml.safe_dump(claims))
+    with pytest.raises(SystemExit) as done:
+        run_stage(lambda: report.main([]))
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err == (
+        "error: studies/claims.yaml: claims[0] (id c1).variants: 'nb' is not a variant of "
+        "study fake (variants: bn, gn)\n"
+    )
     assert not (repo / "results" / "README.md").exists()
 
 

@@ -5,12 +5,14 @@ margin, threshold and metric — written down before the runs it reads land, so 
 tuned to its data. What each kind tests, and the verdicts: normlab.analysis.claims.
 """
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from normlab.analysis import yamlfile
+from normlab.analysis.studies import Study
 from normlab.errors import NormlabError
 
 FILE = Path("studies/claims.yaml")
@@ -183,3 +185,35 @@ def load(path: Path = FILE) -> ClaimsFile:
         if err["type"] == "extra_forbidden":
             msg = "unknown key (a typo?)"
         raise NormlabError(f"{path}: {_where(raw, err['loc'])}: {msg}") from None
+
+
+def check_studies(claimed: ClaimsFile, studies: Mapping[str, Study], path: Path = FILE) -> None:
+    """What the file alone cannot tell, against the studies as their files write them: every
+    variant a claim or a reported number names is one of its study's, and a `last: N` fits in
+    its epochs. A claim would otherwise wait as 'cannot be tested yet' forever. A study that
+    no file defines yet is no error: its claims wait for it."""
+    for i, claim in enumerate(claimed.claims):
+        study = studies.get(claim.study)
+        if study is None:
+            continue
+        where = f"{path}: claims[{i}] (id {claim.id})"
+        key = "pairs" if claim.pairs is not None else "variants"
+        _of_the_study(f"{where}.{key}", claim.names, claim.study, study)
+        if isinstance(claim, Steadier) and claim.last > study.epochs:
+            raise NormlabError(
+                f"{where}.last: {claim.last} epochs, but study {claim.study} runs "
+                f"{study.epochs} (allowed: 2 to {study.epochs})"
+            )
+    for i, number in enumerate(claimed.reported):
+        if number.study in studies:
+            where = f"{path}: reported[{i}].variant"
+            _of_the_study(where, [number.variant], number.study, studies[number.study])
+
+
+def _of_the_study(where: str, names: Sequence[str], name: str, study: Study) -> None:
+    unknown = [v for v in names if v not in study.variants]
+    if unknown:
+        raise NormlabError(
+            f"{where}: {unknown[0]!r} is not a variant of study {name} "
+            f"(variants: {', '.join(study.variants)})"
+        )

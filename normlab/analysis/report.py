@@ -127,6 +127,16 @@ def _defining_files() -> dict[str, Path]:
     return defined
 
 
+def definitions(first: Path) -> dict[str, st.Study]:
+    """study name → the study as its file writes it (no profile shrinks what a claim reads):
+    from `first` (the report's own file), else from the first of studies/*.yaml defining it."""
+    found: dict[str, st.Study] = {}
+    for path in (first, *study_files()):
+        for name, spec in st.load_file(path).studies.items():
+            found.setdefault(name, spec)
+    return found
+
+
 def claim_studies(
     claims: Sequence[Any],
     own: dict[str, StudyView],
@@ -195,6 +205,7 @@ def report(argv: list[str], others: Sequence[tuple[Path, str]] = ()) -> tuple[Pa
             "`make study` first (with the same --file/--profile/--epochs/--set)"
         )
     claimed = claims_file.load(args.claims)
+    claims_file.check_studies(claimed, definitions(args.file), args.claims)
     everything = out.resolve() == st.RESULTS.resolve()
     with_studies = claim_studies(claimed.claims, {v.name: v for v in views}, everything, base, done)
     command = " ".join(["python -m normlab.analysis.report", *map(shlex.quote, argv)])
