@@ -291,6 +291,12 @@ def test_unreadable_and_duplicate_claims_files(tmp_path):
     path.write_text("claims: [\n")
     with pytest.raises(NormlabError, match="not valid YAML"):
         cf.load(path)
+    for text, empty in (("", " (the file is empty)"), ("- id: x1\n", "")):
+        path.write_text(text)
+        with pytest.raises(NormlabError) as err:
+            cf.load(path)
+        top = f"{path}: expected a mapping with key 'claims' at the top level"
+        assert str(err.value) == top + empty
     one = {
         "id": "x1",
         "source": "s",

@@ -129,6 +129,8 @@ ONE_STUDY = "studies: {s: {epochs: 1, seeds: [0], variants: {bn: {}}}}"
         ("studies: {s: {epochs: 1, seeds: [0], variants: {'../x': {norm: bn}}}}", "'../x'"),
         ("studies: [", "not valid YAML"),
         ("studies: {s: {epochs: 1, epochs: 2}}", "not valid YAML .found the key 'epochs' twice"),
+        ("", r"s.yaml: expected a mapping with key 'studies' at the top level \(the file is empty"),
+        ("[norms]", r"s.yaml: expected a mapping with key 'studies' at the top level$"),
         (
             "studies: {s: {epochs: 1, seeds: [0], variants: {bn: {}}, variant_seeds: {in: [0]}}}",
             r"studies.s.variant_seeds.in: not a variant of the study \(variants: bn\)",

@@ -176,7 +176,7 @@ def _where(raw: Any, loc: tuple) -> str:
 
 def load(path: Path = FILE) -> ClaimsFile:
     """Read and validate a claims file; any problem is one line naming the file and the key."""
-    raw = yamlfile.read(path, "claims file")
+    raw = yamlfile.read(path, "claims file", "key 'claims'")
     try:
         return ClaimsFile.model_validate(raw)
     except ValidationError as exc:

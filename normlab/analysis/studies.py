@@ -133,7 +133,7 @@ def _no_seed_key(path: Path, where: str, overrides: dict[str, Any]) -> None:
 
 def load_file(path: Path = DEFAULT_FILE) -> StudyFile:
     """Read and validate a study file; any problem is one line naming the file and key."""
-    raw = yamlfile.read(path, "study file")
+    raw = yamlfile.read(path, "study file", "key 'studies'")
     try:
         parsed = StudyFile.model_validate(raw)
     except ValidationError as exc:
