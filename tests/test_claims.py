@@ -194,6 +194,11 @@ def test_a_class_the_dataset_lacks_is_one_line():
         ),
         ({"kind": "bigger", "variants": ["a", "b"]}, "claims[0] (id x1): Input tag 'bigger'"),
         (
+            {"variants": ["a", "b"]},
+            "claims[0] (id x1): missing key 'kind' (allowed: higher, similar, costs, reaches, "
+            "steadier, faster, narrower-gap, confusions)",
+        ),
+        (
             {"kind": "higher", "metric": "final", "variants": ["a", "b"], "marign": 1},
             "claims[0] (id x1).marign: unknown key (a typo?)",
         ),

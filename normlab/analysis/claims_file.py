@@ -7,7 +7,7 @@ tuned to its data. What each kind tests, and the verdicts: normlab.analysis.clai
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -127,6 +127,12 @@ Claim = Annotated[
 ]
 
 
+def _kinds() -> list[str]:
+    """Every kind a claim may have, in the order of `Claim`."""
+    models = get_args(get_args(Claim)[0])
+    return [get_args(model.model_fields["kind"].annotation)[0] for model in models]
+
+
 class Reported(BaseModel):
     """A number a write-up reported, shown beside normlab's (the replication tables)."""
 
@@ -184,6 +190,8 @@ def load(path: Path = FILE) -> ClaimsFile:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (a typo?)"
+        if err["type"] == "union_tag_not_found":
+            msg = f"missing key 'kind' (allowed: {', '.join(_kinds())})"
         raise NormlabError(f"{path}: {_where(raw, err['loc'])}: {msg}") from None
 
 
