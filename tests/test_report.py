@@ -312,6 +312,17 @@ def test_a_claim_on_a_variant_its_study_lacks_is_one_line_and_writes_nothing(rep
     assert not (repo / "results" / "README.md").exists()
 
 
+@pytest.mark.parametrize("out", ["notes.txt", "notes.txt/report"])
+def test_an_out_that_is_no_folder_is_one_line(repo, capsys, out):
+    (repo / "notes.txt").write_text("mine\n")
+    with pytest.raises(SystemExit) as done:
+        run_stage(lambda: report.main(["--out", out]))
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.startswith(f"error: {out}: cannot hold the report ("), err
+    assert err.endswith("; allowed: a folder)\n") and err.count("\n") == 1, err
+    assert (repo / "notes.txt").read_text() == "mine\n"
+
+
 # --- the seed bands in DVC's own plots ---------------------------------------------------------
 
 RENDER = """

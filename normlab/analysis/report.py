@@ -68,7 +68,12 @@ def other_reports(others: Sequence[tuple[Path, str]]) -> str:
 
 def build(inputs: Inputs, out: Path, others: Sequence[tuple[Path, str]] = ()) -> Path:
     """Write out/README.md, its figures and out/bands/*.csv; return the README path."""
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # --out names a file, or a folder inside one
+        raise NormlabError(
+            f"{out}: cannot hold the report ({err.strerror}; allowed: a folder)"
+        ) from None
     found = writeups.judge_all(inputs)
     head = [
         "# normlab results",
