@@ -29,7 +29,7 @@ from normlab.analysis import (
 from normlab.analysis import claims_file as cl
 from normlab.analysis import curves as curve_figures
 from normlab.analysis import verdicts as vd
-from normlab.errors import run_stage
+from normlab.errors import NormlabError, run_stage
 from test_records import diverged_dict
 from test_verdicts import fake_record
 
@@ -260,6 +260,14 @@ def test_cli_reads_records_and_the_plan(repo):
     first = {p: p.read_bytes() for p in (repo / "results").glob("*.*")}
     report.main([])
     assert first == {p: p.read_bytes() for p in (repo / "results").glob("*.*")}
+
+
+def test_a_report_of_some_studies_never_replaces_the_report_of_all(repo):
+    report.main([])
+    before = (repo / "results" / "README.md").read_bytes()
+    with pytest.raises(NormlabError, match=r"--study fake: results/README.md is the report of"):
+        report.main(["--study", "fake"])
+    assert (repo / "results" / "README.md").read_bytes() == before
 
 
 def test_no_options_rebuilds_every_study_files_report_and_links_the_ones_built(repo):

@@ -198,6 +198,12 @@ def report(argv: list[str], others: Sequence[tuple[Path, str]] = ()) -> tuple[Pa
     args = _parser().parse_args(argv)
     plan = study.plan_from_args(args)
     out = args.out or plan.out
+    if args.study and not args.profile and out.resolve() == plan.out.resolve():
+        raise NormlabError(
+            f"--study {args.study[0]}: {out}/README.md is the report of every study of "
+            f"{args.file}, which a report of some would replace (each study has its section "
+            "there: drop --study)"
+        )
     base = overrides.base_params()
     done = _done(out)
     views = tuple(
