@@ -286,6 +286,8 @@ def test_no_options_rebuilds_every_study_files_report_and_links_the_ones_built(r
         "[`results/tiny/`](tiny/README.md) (`studies/default.yaml`, profile tiny: fake)" in readme
     )
     assert "[`results/short/`](short/README.md)" in readme and "results/later" not in readme
+    files = [p for p in (repo / "results").rglob("s*.json") if "diverged" not in p.name]
+    assert f"**All reports together**: {len(files)} runs with records under `results/`" in readme
 
 
 def test_a_profile_writes_its_own_folder_never_results(repo):

@@ -66,6 +66,18 @@ def other_reports(others: Sequence[tuple[Path, str]]) -> str:
     return "Other reports, each from its own records: " + ", ".join(links) + "."
 
 
+def all_records(root: Path) -> str:
+    """What the whole answer cost: every record under `root` once (a run two reports share is
+    one file), its training time and where it ran."""
+    found = records.read_all(root)
+    where = Counter((r.host, r.device, r.precision) for r in found)
+    machines = "; ".join(f"{h}: {n} on {d}, {p}" for (h, d, p), n in sorted(where.items()))
+    return (
+        f"**All reports together**: {len(found)} runs with records under `{root}/`, each once; "
+        f"{sum(r.seconds for r in found) / 3600:.1f} h of training in all ({machines})."
+    )
+
+
 def build(inputs: Inputs, out: Path, others: Sequence[tuple[Path, str]] = ()) -> Path:
     """Write out/README.md, its figures and out/bands/*.csv; return the README path."""
     try:
@@ -82,7 +94,7 @@ def build(inputs: Inputs, out: Path, others: Sequence[tuple[Path, str]] = ()) ->
         "verdict below is computed from them. Do not edit by hand.",
         "",
         *([f"**{inputs.scope}**", ""] if inputs.scope else []),
-        *([other_reports(others), ""] if others else []),
+        *([other_reports(others), "", all_records(out), ""] if others else []),
     ]
     parts = [
         "\n".join(head),
