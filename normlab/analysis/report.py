@@ -66,10 +66,10 @@ def other_reports(others: Sequence[tuple[Path, str]]) -> str:
     return "Other reports, each from its own records: " + ", ".join(links) + "."
 
 
-def all_records(root: Path) -> str:
-    """What the whole answer cost: every record under `root` once (a run two reports share is
-    one file), its training time and where it ran."""
-    found = records.read_all(root)
+def all_records(done: dict[str, Any], root: Path) -> str:
+    """What the whole answer cost: every run with a record under `root` once (`_done`'s, a run
+    two reports share counted once), its training time and where it ran."""
+    found = [r for r in done.values() if isinstance(r, records.Record)]
     where = Counter((r.host, r.device, r.precision) for r in found)
     machines = "; ".join(f"{h}: {n} on {d}, {p}" for (h, d, p), n in sorted(where.items()))
     return (
@@ -94,7 +94,7 @@ def build(inputs: Inputs, out: Path, others: Sequence[tuple[Path, str]] = ()) ->
         "verdict below is computed from them. Do not edit by hand.",
         "",
         *([f"**{inputs.scope}**", ""] if inputs.scope else []),
-        *([other_reports(others), "", all_records(out), ""] if others else []),
+        *([other_reports(others), "", inputs.cost, ""] if others else []),
     ]
     parts = [
         "\n".join(head),
@@ -236,7 +236,8 @@ def report(argv: list[str], others: Sequence[tuple[Path, str]] = ()) -> tuple[Pa
     own = {v.name for v in views}
     reported = tuple(r for r in claimed.reported if everything or r.study in own)
     scope = "" if everything else _scope(args, out)
-    inputs = Inputs(views, tuple(with_studies), reported, command, scope=scope)
+    cost = all_records(done, out) if others else ""
+    inputs = Inputs(views, tuple(with_studies), reported, command, scope=scope, cost=cost)
     return build(inputs, out, others), reported_runs, len(plan.runs)
 
 

@@ -49,6 +49,7 @@ class Inputs:
     command: str = "python -m normlab.analysis.report"
     notes: tuple[str, ...] = field(default_factory=tuple)
     scope: str = ""  # what this report is when it is not the project's answer (a profile …)
+    cost: str = ""  # results/README.md only: every run under results/ together (report.all_records)
 
 
 def outcome(record: Record | Diverged) -> vd.Outcome:
