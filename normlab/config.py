@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from normlab import yamlkeys
-from normlab.errors import NormlabError
+from normlab.errors import InputError, NormlabError
 
 Norm = Literal["bn", "gn", "ln", "in", "none"]
 Dataset = Literal["mnist", "fashion-mnist", "cifar10", "cifar10-proxy"]
@@ -102,9 +102,8 @@ class Recipe(_Strict):
 
         try:
             layout.parse(model)
-        except NormlabError as err:
-            why = str(err).removeprefix("model: ")
-            raise _error(f"neither {', '.join(NAMED_MODELS)} nor a layout: {why}") from None
+        except InputError as err:
+            raise _error(f"neither {', '.join(NAMED_MODELS)} nor a layout: {err.detail}") from None
         return model
 
     @field_validator("milestones", "gamma")
@@ -208,39 +207,39 @@ def variant_name(norm: str, groups: int, l1: float, l2: float) -> str:
 def _describe(err: dict, prefix: str = "") -> str:
     loc = prefix + ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
-        return f"params.yaml: unknown key '{loc}' (a typo?)"
+        return f"unknown key '{loc}' (a typo?)"
     if err["type"] == "missing":
-        return f"params.yaml: missing key '{loc}'"
-    return f"params.yaml: {loc} = {err['input']!r}: {err['msg']}"
+        return f"missing key '{loc}'"
+    return f"{loc} = {err['input']!r}: {err['msg']}"
 
 
-def _fail(exc: ValidationError, prefix: str = "") -> NormlabError:
+def _fail(exc: ValidationError, prefix: str = "") -> InputError:
     """The first problem, in one line; the count of the others (fix one, rerun, see the next)."""
     errors = exc.errors()
     more = (
         f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
     )
-    return NormlabError(_describe(errors[0], prefix) + more)
+    return InputError("params.yaml", _describe(errors[0], prefix) + more)
 
 
 def parse(raw: Any) -> Params:
     """Validate a params mapping (as loaded from params.yaml) into `Params`."""
     if not isinstance(raw, dict):
-        raise NormlabError("params.yaml: expected a mapping of keys to values at the top level")
+        raise InputError("params.yaml", "expected a mapping of keys to values at the top level")
     try:
         top = _Top.model_validate(raw)
     except ValidationError as exc:
         raise _fail(exc) from None
     recipe_key = RECIPE_OF.get(top.dataset, top.dataset)
     if recipe_key not in top.recipes:
-        raise NormlabError(
-            f"params.yaml: missing key 'recipes.{recipe_key}' "
-            f"(the recipe for dataset={top.dataset})"
+        raise InputError(
+            "params.yaml",
+            f"missing key 'recipes.{recipe_key}' (the recipe for dataset={top.dataset})",
         )
     unknown = sorted(set(top.train) - set(Recipe.model_fields))
     if unknown:
         allowed = ", ".join(Recipe.model_fields)
-        raise NormlabError(f"params.yaml: unknown key 'train.{unknown[0]}' (allowed: {allowed})")
+        raise InputError("params.yaml", f"unknown key 'train.{unknown[0]}' (allowed: {allowed})")
     overrides = {k: v for k, v in top.train.items() if v != "auto"}
     merged = {**top.recipes[recipe_key], **overrides}
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from normlab.errors import NormlabError
+from normlab.errors import InputError, NormlabError
 
 
 @dataclass(frozen=True)
@@ -137,8 +137,8 @@ SPECS: dict[str, Spec] = {
 
 def spec(dataset: str) -> Spec:
     if dataset not in SPECS:
-        raise NormlabError(
-            f"params.yaml: dataset = {dataset!r}: not available (allowed: {', '.join(SPECS)})"
+        raise InputError(
+            "params.yaml", f"dataset = {dataset!r}: not available (allowed: {', '.join(SPECS)})"
         )
     return SPECS[dataset]
 

@@ -17,24 +17,31 @@ import torch.utils.deterministic
 from torch import nn
 
 from normlab.config import Device
-from normlab.errors import NormlabError
+from normlab.errors import InputError
 
 Autocast = Callable[[], AbstractContextManager]
 
 
+def available() -> list[str]:
+    """The devices present here, the one `auto` picks first: mps, cuda, then the cpu."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.insert(0, "cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        found.insert(0, "mps")
+    return found
+
+
 def pick_device(name: Device) -> torch.device:
     """`auto` → cuda > mps > cpu; a named device that is not present is a one-line error."""
-    available = ["cpu"]
-    if torch.cuda.is_available():
-        available.insert(0, "cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        available.insert(0, "mps")
+    present = available()
     if name == "auto":
-        return torch.device(available[0])
-    if name not in available:
-        raise NormlabError(
-            f"params.yaml: device = {name!r}: not available on this machine "
-            f"(available: auto, {', '.join(available)})"
+        return torch.device(present[0])
+    if name not in present:
+        raise InputError(
+            "params.yaml",
+            f"device = {name!r}: not available on this machine "
+            f"(available: auto, {', '.join(present)})",
         )
     return torch.device(name)
 

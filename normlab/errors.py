@@ -13,6 +13,18 @@ class NormlabError(Exception):
     """A problem the user can fix; the message is the whole explanation."""
 
 
+class InputError(NormlabError):
+    """A bad value in one named input (params.yaml, a layout): the message is '<where>: <detail>'.
+
+    A caller that knows better where the value came from (a study file's variant, `--set`)
+    rewords it from `detail`, rather than cutting the message apart."""
+
+    def __init__(self, where: str, detail: str) -> None:
+        super().__init__(f"{where}: {detail}")
+        self.where = where
+        self.detail = detail
+
+
 def run_stage(stage: Callable[[], None]) -> None:
     """Run a stage's main(); turn user errors and Ctrl-C into one line and a non-zero exit."""
     try:

@@ -37,7 +37,7 @@ from typing import Literal
 from torch import nn
 
 from normlab.blocks import Block, LayoutNet, Style, Sum
-from normlab.errors import NormlabError
+from normlab.errors import InputError, NormlabError
 
 # normlab's own nets, models.MnistNet(padded=False / True): the same parameters, same init.
 CNN = "C8 C16 P T8 C16 C16 C24p GAP H"
@@ -81,11 +81,11 @@ class Token:
     body: tuple["Token", ...] = ()  # a residual's layers
 
 
-def _fail(text: str, at: int, why: str) -> NormlabError:
-    return NormlabError(f"model: token {at} '{text}': {why}")
+def _fail(text: str, at: int, why: str) -> InputError:
+    return InputError("model", f"token {at} '{text}': {why}")
 
 
-def _error(token: Token, why: str) -> NormlabError:
+def _error(token: Token, why: str) -> InputError:
     return _fail(token.text, token.at, why)
 
 
@@ -173,14 +173,14 @@ def _check_ends(tokens: list[Token]) -> None:
     if not layers or layers[-1].kind != "gap":
         raise _error(last, "missing GAP before the head (the head acts on a 1×1 map)")
     if not any(token.kind in ("block", "residual") for token in layers):
-        raise NormlabError("model: no C, T or [ ] in the layout: the norm would act nowhere")
+        raise InputError("model", "no C, T or [ ] in the layout: the norm would act nowhere")
 
 
 def parse(layout: str) -> list[Token]:
     """The layout's tokens, residuals grouped; NormlabError naming the first bad token."""
     words = WORD.findall(layout)
     if not words:
-        raise NormlabError(f"model: {layout!r} is an empty layout (allowed tokens: {ALLOWED})")
+        raise InputError("model", f"{layout!r} is an empty layout (allowed tokens: {ALLOWED})")
     tokens = _nest([_token(text, at) for at, text in enumerate(words, start=1)])
     _check_ends(tokens)
     return tokens

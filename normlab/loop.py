@@ -20,7 +20,7 @@ from normlab.checkpoint import Checkpoint
 from normlab.config import Recipe, Scope
 from normlab.data import Split
 from normlab.device import Autocast
-from normlab.errors import NormlabError
+from normlab.errors import InputError, NormlabError
 from normlab.evaluation import Evaluation, evaluate
 from normlab.optim import l1_term, make_optimizer, recipe_scheduler, weight_stats
 
@@ -129,9 +129,10 @@ def epoch_record(
 
 def check_batch(batch_size: int, n: int) -> None:
     if batch_size > n:
-        raise NormlabError(
-            f"params.yaml: train.batch_size = {batch_size}: larger than the {n} "
-            f"training images (allowed: 1..{n}, or raise data.limit)"
+        raise InputError(
+            "params.yaml",
+            f"train.batch_size = {batch_size}: larger than the {n} "
+            f"training images (allowed: 1..{n}, or raise data.limit)",
         )
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from normlab.config import Norm
-from normlab.errors import NormlabError
+from normlab.errors import InputError
 
 # What each norm averages over, for an N×C×H×W input (used by the explainer and the README).
 AXES = {
@@ -47,9 +47,10 @@ def check_groups(groups: int, channels: int, layer: str) -> None:
     """GroupNorm needs `groups` to divide the layer's channels; name the layer when it does not."""
     if groups < 1 or channels % groups:  # groups=0 would be a ZeroDivisionError, not a message
         divisors = [g for g in range(1, channels + 1) if channels % g == 0]
-        raise NormlabError(
-            f"params.yaml: groups = {groups} does not divide the {channels} channels of "
-            f"layer '{layer}' (norm=gn; divisors of {channels}: {divisors})"
+        raise InputError(
+            "params.yaml",
+            f"groups = {groups} does not divide the {channels} channels of "
+            f"layer '{layer}' (norm=gn; divisors of {channels}: {divisors})",
         )
 
 

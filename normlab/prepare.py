@@ -14,7 +14,7 @@ from normlab import data, layout, models
 from normlab.augment import Batcher, make_augment
 from normlab.config import NAMED_MODELS, Params
 from normlab.device import Autocast, make_autocast, pick_device, precision, seed_everything
-from normlab.errors import NormlabError
+from normlab.errors import InputError
 from normlab.loop import check_batch
 from normlab.outputs import RAW
 
@@ -56,13 +56,10 @@ def model_for(params: Params) -> nn.Module:
             order=r.order,
             bias=r.bias,
         )
-    except NormlabError as err:
-        why = str(err)
-        if not why.startswith("model: "):  # a groups error names its key and layer already
+    except InputError as err:
+        if err.where != "model":  # a groups error names its key and layer already
             raise
-        raise NormlabError(
-            f"params.yaml: train.model = {r.model!r}: {why.removeprefix('model: ')}"
-        ) from None
+        raise InputError("params.yaml", f"train.model = {r.model!r}: {err.detail}") from None
 
 
 def validate(params: Params) -> None:
@@ -75,18 +72,20 @@ def check_fits(params: Params) -> None:
     """validate's checks that hold on any machine: sizes against the dataset, the model builds."""
     spec = data.spec(params.dataset)
     if params.limit > spec.n_train:
-        raise NormlabError(
-            f"params.yaml: data.limit = {params.limit}: larger than the "
+        raise InputError(
+            "params.yaml",
+            f"data.limit = {params.limit}: larger than the "
             f"{spec.n_train} training images of {params.dataset} "
-            f"(allowed: 0 = all, or 1..{spec.n_train})"
+            f"(allowed: 0 = all, or 1..{spec.n_train})",
         )
     check_batch(params.recipe.batch_size, params.limit or spec.n_train)
     for key in ("crop", "cutout"):  # a shift or a square as large as the image leaves no image
         value = getattr(params.recipe, key)
         if value >= spec.size:
-            raise NormlabError(
-                f"params.yaml: train.{key} = {value}: the images are {spec.size}×{spec.size} "
-                f"pixels (allowed: 0 = off, or 1..{spec.size - 1})"
+            raise InputError(
+                "params.yaml",
+                f"train.{key} = {value}: the images are {spec.size}×{spec.size} "
+                f"pixels (allowed: 0 = off, or 1..{spec.size - 1})",
             )
     model_for(params)
 

@@ -22,7 +22,7 @@ from normlab import config, prepare
 from normlab.analysis import overrides as overrides_mod
 from normlab.analysis import yamlfile
 from normlab.analysis.records import identity
-from normlab.errors import NormlabError
+from normlab.errors import InputError, NormlabError
 
 DEFAULT_FILE = Path("studies/default.yaml")
 RESULTS = Path("results")
@@ -174,10 +174,10 @@ def resolve(base: dict, study: str, variant: str, overrides: dict[str, Any]) -> 
     try:
         params = config.parse(overrides_mod.apply(base, overrides))
         prepare.check_fits(params)
+    except InputError as err:  # its value may come from params.yaml, the study file or --set
+        raise NormlabError(f"study {study}, variant {variant}: {err.detail}") from None
     except NormlabError as err:
-        # the value may come from params.yaml, the study file or the command line
-        why = str(err).removeprefix("params.yaml: ")
-        raise NormlabError(f"study {study}, variant {variant}: {why}") from None
+        raise NormlabError(f"study {study}, variant {variant}: {err}") from None
     return params.model_dump()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from normlab.analysis import records, worker
 from normlab.analysis.records import Record
-from normlab.device import pick_device
+from normlab.device import available
 from normlab.errors import NormlabError
 
 
@@ -54,11 +54,11 @@ def verify(path: Path, device: str | None = None) -> int:
     run goes is not part of what it is, though its digits may differ there."""
     old = records.read(path)
     params = {**old.params, "device": device or old.params["device"]}
-    if device is not None:  # absent here: one line naming the option, before any work
-        try:
-            pick_device(device)
-        except NormlabError as err:
-            raise NormlabError(f"--device {device}: {str(err).split(': ', 2)[-1]}") from None
+    if device not in (None, "auto", *available()):  # one line naming the option, before any work
+        raise NormlabError(
+            f"--device {device}: not available on this machine "
+            f"(available: auto, {', '.join(available())})"
+        )
     worker.ensure_data(old.dataset)
     print(
         f"retraining {old.label()} from {path}: recorded on {old.host} ({old.precision}, "
