@@ -70,11 +70,10 @@ def all_records(done: dict[str, Any], root: Path) -> str:
     """What the whole answer cost: every run with a record under `root` once (`_done`'s, a run
     two reports share counted once), its training time and where it ran."""
     found = [r for r in done.values() if isinstance(r, records.Record)]
-    where = Counter((r.host, r.device, r.precision) for r in found)
-    machines = "; ".join(f"{h}: {n} on {d}, {p}" for (h, d, p), n in sorted(where.items()))
+    where = "; ".join(f"{h}: {n} on {d}, {p}" for h, d, p, n in summary.machines(found))
     return (
         f"**All reports together**: {len(found)} runs with records under `{root}/`, each once; "
-        f"{sum(r.seconds for r in found) / 3600:.1f} h of training in all ({machines})."
+        f"{sum(r.seconds for r in found) / 3600:.1f} h of training in all ({where})."
     )
 
 

@@ -3,6 +3,7 @@ how many runs have records and what they trained on."""
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from normlab.analysis import claims as cl
 from normlab.analysis import verdicts as vd
@@ -53,11 +54,17 @@ def claims_summary(found: Sequence[cl.Verdict]) -> list[str]:
     return lines
 
 
+def machines(runs: Sequence[Any]) -> list[tuple[str, str, str, int]]:
+    """(host, device, precision, number of runs) per kind of machine the runs (outcomes or
+    records) ran on, in sorted order: one count for this report's list and the cost line."""
+    counts = Counter((r.host, r.device, r.precision) for r in runs)
+    return [(host, device, precision, n) for (host, device, precision), n in sorted(counts.items())]
+
+
 def hardware(runs: Sequence[vd.Outcome]) -> list[str]:
-    by_host = Counter((r.host, r.device, r.precision) for r in runs)
     return [
         f"- {host}: {n} runs on {device}, {precision}"
-        for (host, device, precision), n in sorted(by_host.items())
+        for host, device, precision, n in machines(runs)
     ]
 
 
