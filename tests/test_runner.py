@@ -15,7 +15,7 @@ import pytest
 
 from conftest import copy_code, params_dict, stage_env, write_dataset
 from normlab import config
-from normlab.analysis import records, runner, studies, worker
+from normlab.analysis import estimates, records, runner, studies, worker
 from normlab.analysis import study as cli
 from normlab.errors import NormlabError
 from test_records import record_dict
@@ -231,20 +231,20 @@ def test_a_bad_deadline_is_one_line(capsys):
 
 def test_time_left_comes_from_similar_records():
     known = [records.validate(record_dict(_run().params), "a")]
-    assert runner.estimate(_run(1).params, known) == 252.5  # another seed: similar
+    assert estimates.estimate(_run(1).params, known) == 252.5  # another seed: similar
     longer = config.parse(params_dict({"train.epochs": 3})).model_dump()
-    assert runner.estimate(longer, known) == pytest.approx(252.5 / 2 * 3)  # per epoch, scaled
+    assert estimates.estimate(longer, known) == pytest.approx(252.5 / 2 * 3)  # per epoch, scaled
     other = config.parse(params_dict({"train.batch_size": 32})).model_dump()
-    assert runner.estimate(other, known) is None
-    assert runner.eta([_run(1), _run(2)], known, jobs=2) == "ETA 4 min"
-    assert runner.eta([_run(1), _run(2)], known, jobs=1) == "ETA 8 min"
+    assert estimates.estimate(other, known) is None
+    assert estimates.eta([_run(1), _run(2)], known, jobs=2) == "ETA 4 min"
+    assert estimates.eta([_run(1), _run(2)], known, jobs=1) == "ETA 8 min"
     no = studies.PlannedRun("t", "x", 0, {}, other, records.identity(other), Path("x"))
     assert (
-        runner.eta([_run(1), no], known, 1)
+        estimates.eta([_run(1), no], known, 1)
         == "ETA 4 min for 1 of 2 runs (1 have no similar record)"
     )
-    assert runner.eta([no], known, 1) == "no estimate (none of the 1 runs has a similar record)"
-    assert runner.duration(7300) == "2 h 02 min"
+    assert estimates.eta([no], known, 1) == "no estimate (none of the 1 runs has a similar record)"
+    assert estimates.duration(7300) == "2 h 02 min"
 
 
 def test_the_worker_command_line_takes_one_json_job(tmp_path):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import get_args
 
 from normlab import checkpoint, config
-from normlab.analysis import overrides, records, runner, studies, verify
+from normlab.analysis import estimates, overrides, records, runner, studies, verify
 from normlab.analysis.pick import pick
 from normlab.analysis.records import Record
 from normlab.analysis.studies import Plan, PlannedRun
@@ -156,7 +156,7 @@ def run(the_plan: Plan, args: argparse.Namespace) -> int:
     before = _diverged_runs(runs, known)
     print(
         f"{len(the_plan.runs)} runs planned{sliced}: {len(runs) - len(left)} have records, "
-        f"{len(left)} to train, {jobs} at a time; {runner.eta(left, known, jobs)}"
+        f"{len(left)} to train, {jobs} at a time; {estimates.eta(left, known, jobs)}"
         + (f"; {_diverged_text(before)}, not retrained" if before else ""),
         flush=True,
     )
@@ -200,12 +200,12 @@ def show_plan(the_plan: Plan, args: argparse.Namespace) -> None:
         elif r.key in first:
             state = f"to run   (same run as {first[r.key]})"
         else:
-            guess = runner.estimate(r.params, known)
-            state = "to run   " + (f"~{runner.duration(guess)}" if guess else "no estimate")
+            guess = estimates.estimate(r.params, known)
+            state = "to run   " + (f"~{estimates.duration(guess)}" if guess else "no estimate")
         first.setdefault(r.key, r.label)
         print(f"{r.label:{width}s}  {state}")
     left = todo(runs, known, diverged)
-    eta = f"; {runner.eta(left, known, jobs)} ({jobs} at a time)" if left else ""
+    eta = f"; {estimates.eta(left, known, jobs)} ({jobs} at a time)" if left else ""
     done_count = len(runs) - len(left)
     print(f"{len(the_plan.runs)} runs{sliced}: {done_count} done, {len(left)} to run{eta}")
 

@@ -1,0 +1,51 @@
+"""How long planned runs should take, priced from the records of similar runs.
+
+A study's plan and run print these, so a user knows before starting whether a study fits the
+session (or the lent machine) at hand. The price is per epoch, so a 20-epoch record prices a
+25-epoch run.
+"""
+
+from normlab.analysis.records import Record
+from normlab.analysis.studies import PlannedRun
+
+
+def _similar(params: dict) -> tuple:
+    """Runs whose epochs take about as long: same data, amount, model and batch size."""
+    r = params["recipe"]
+    return params["dataset"], params["limit"], r["model"], r["batch_size"]
+
+
+def estimate(params: dict, known: list[Record]) -> float | None:
+    """Seconds a run should take: similar records' mean seconds per epoch × its epochs (so a
+    20-epoch record prices a 25-epoch run); None if there are none."""
+    per_epoch = [
+        r.seconds / r.params["recipe"]["epochs"]
+        for r in known
+        if _similar(r.params) == _similar(params)
+    ]
+    if not per_epoch:
+        return None
+    return sum(per_epoch) / len(per_epoch) * params["recipe"]["epochs"]
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:02.0f} min"
+
+
+def eta(runs: list[PlannedRun], known: list[Record], jobs: int) -> str:
+    """'ETA 12 min' for these runs at `jobs` at a time; for part of them when the others have
+    no similar record, which it says."""
+    if not runs:
+        return "nothing left"
+    guesses = [g for g in (estimate(r.params, known) for r in runs) if g is not None]
+    missing = len(runs) - len(guesses)
+    if not guesses:
+        return f"no estimate (none of the {len(runs)} runs has a similar record)"
+    time = f"ETA {duration(sum(guesses) / min(jobs, len(guesses)))}"
+    if missing:
+        return f"{time} for {len(guesses)} of {len(runs)} runs ({missing} have no similar record)"
+    return time
