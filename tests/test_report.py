@@ -130,6 +130,9 @@ def test_claims_and_replication_sections(built):
     assert (
         "- **t3** (999 (a); study `s9`, higher): *GN beats BN* — **cannot be tested yet**" in readme
     )
+    # a claim names the data it was judged on: a CIFAR-10 claim judged on the proxy says so
+    assert "- **t1** (999 (a); study `norms` on MNIST, higher)" in readme
+    assert "- **t2** (999 (a); study `proxy` on CIFAR-10 PROXY, higher)" in readme
     assert "| `proxy` | bn | 79.39 (final) | 83.23 ± 0.15 (3) |" in readme
 
 

@@ -99,7 +99,7 @@ def build(inputs: Inputs, out: Path, others: Sequence[tuple[Path, str]] = ()) ->
         "\n".join(head),
         summary.summary(inputs, found),
         *sections.dataset_sections(inputs.studies, out),
-        writeups.claims_section(found),
+        writeups.claims_section(found, inputs),
         writeups.replication(inputs),
         provenance(inputs),
     ]

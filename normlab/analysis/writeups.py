@@ -4,7 +4,7 @@ each number a write-up reported beside normlab's for the same variant."""
 from collections.abc import Sequence
 
 from normlab.analysis import claims as cl
-from normlab.analysis.tables import cell, markdown
+from normlab.analysis.tables import cell, markdown, title
 from normlab.analysis.views import Inputs
 
 
@@ -17,7 +17,10 @@ def judge_all(inputs: Inputs) -> list[cl.Verdict]:
     ]
 
 
-def claims_section(found: Sequence[cl.Verdict]) -> str:
+def claims_section(found: Sequence[cl.Verdict], inputs: Inputs) -> str:
+    """Each claim with its verdict, and the dataset it was judged on: a write-up's CIFAR-10
+    claim judged on the PROXY says so in its own line."""
+    on = {c.study: f" on {title(s.dataset)}" for c, s in inputs.claims if s}
     lines = [
         "## Claims",
         "",
@@ -29,7 +32,8 @@ def claims_section(found: Sequence[cl.Verdict]) -> str:
     for v in found:
         c = v.claim
         lines.append(
-            f"- **{c.id}** ({c.source}; study `{c.study}`, {c.kind}): *{c.text}* — "
+            f"- **{c.id}** ({c.source}; study `{c.study}`{on.get(c.study, '')}, {c.kind}): "
+            f"*{c.text}* — "
             f"**{v.word}**: {v.detail}."
         )
     return "\n".join(lines + [""])
