@@ -32,18 +32,21 @@ def available() -> list[str]:
     return found
 
 
-def pick_device(name: Device) -> torch.device:
-    """`auto` → cuda > mps > cpu; a named device that is not present is a one-line error."""
+def absence(name: str) -> str | None:
+    """Why device `name` cannot be used here, as the end of a one-line error; None if it can.
+
+    One wording for params.yaml's `device` and `verify --device`."""
     present = available()
-    if name == "auto":
-        return torch.device(present[0])
-    if name not in present:
-        raise InputError(
-            "params.yaml",
-            f"device = {name!r}: not available on this machine "
-            f"(available: auto, {', '.join(present)})",
-        )
-    return torch.device(name)
+    if name == "auto" or name in present:
+        return None
+    return f"not available on this machine (available: auto, {', '.join(present)})"
+
+
+def pick_device(name: Device) -> torch.device:
+    """`auto` → mps > cuda > cpu; a named device that is not present is a one-line error."""
+    if reason := absence(name):
+        raise InputError("params.yaml", f"device = {name!r}: {reason}")
+    return torch.device(available()[0] if name == "auto" else name)
 
 
 def seed_everything(seed: int) -> None:

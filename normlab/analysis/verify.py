@@ -10,7 +10,7 @@ from pathlib import Path
 
 from normlab.analysis import records, worker
 from normlab.analysis.records import Record
-from normlab.device import available
+from normlab.device import absence
 from normlab.errors import NormlabError
 
 
@@ -54,11 +54,8 @@ def verify(path: Path, device: str | None = None) -> int:
     run goes is not part of what it is, though its digits may differ there."""
     old = records.read(path)
     params = {**old.params, "device": device or old.params["device"]}
-    if device not in (None, "auto", *available()):  # one line naming the option, before any work
-        raise NormlabError(
-            f"--device {device}: not available on this machine "
-            f"(available: auto, {', '.join(available())})"
-        )
+    if device and (reason := absence(device)):  # one line naming the option, before any work
+        raise NormlabError(f"--device {device}: {reason}")
     worker.ensure_data(old.dataset)
     print(
         f"retraining {old.label()} from {path}: recorded on {old.host} ({old.precision}, "
