@@ -23,13 +23,14 @@ Autocast = Callable[[], AbstractContextManager]
 
 
 def available() -> list[str]:
-    """The devices present here, the one `auto` picks first: mps, cuda, then the cpu."""
-    found = ["cpu"]
+    """The devices present here, in the order `auto` prefers them (params.yaml's comment):
+    cuda, mps, then the cpu."""
+    found = []
     if torch.cuda.is_available():
-        found.insert(0, "cuda")
+        found.append("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        found.insert(0, "mps")
-    return found
+        found.append("mps")
+    return [*found, "cpu"]
 
 
 def absence(name: str) -> str | None:
@@ -43,7 +44,7 @@ def absence(name: str) -> str | None:
 
 
 def pick_device(name: Device) -> torch.device:
-    """`auto` → mps > cuda > cpu; a named device that is not present is a one-line error."""
+    """`auto` → cuda > mps > cpu; a named device that is not present is a one-line error."""
     if reason := absence(name):
         raise InputError("params.yaml", f"device = {name!r}: {reason}")
     return torch.device(available()[0] if name == "auto" else name)
