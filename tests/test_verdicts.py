@@ -198,6 +198,12 @@ def test_did_not_learn(acc, loss, why):
     assert vd.failure(acc, loss, 10) == why
 
 
+def test_a_run_that_learned_then_lost_it_fell_back_to_chance():
+    # Fashion-MNIST, norm=none: 73 % at epoch 2, 10 % from epoch 4 on
+    assert vd.failure(10.0, 2.30, 10, best_acc=73.31) == "fell back to chance"
+    assert vd.failure(10.0, 2.30, 10, best_acc=11.0) == "stayed at chance"
+
+
 def test_one_seed_at_chance_is_named_and_not_averaged_in():
     none = vd.group("none", runs_of("none", [99.2, 99.25, 11.35]), [99.2, 99.25, 11.35])
     bn = vd.group("bn", runs_of("bn", [99.3, 99.35, 99.28]), [99.3, 99.35, 99.28])

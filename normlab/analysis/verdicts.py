@@ -1,9 +1,10 @@
 """What the report says of runs: did each learn, which runs a number is computed over, and the
 words and numbers of a comparison. The tests themselves are normlab.analysis.stats'.
 
-A run that stayed at chance (or diverged) is a different kind of result from a run that
-learned; averaging it in gives "69.18 ± 50.09" and a CI of ±124 points that says nothing. So
-such runs are counted and named, and comparisons use the runs that learned (saying so).
+A run that stayed at chance (or fell back to it, or diverged) is a different kind of result
+from a run that learned; averaging it in gives "69.18 ± 50.09" and a CI of ±124 points that
+says nothing. So such runs are counted and named, and comparisons use the runs that learned
+(saying so).
 """
 
 import math
@@ -28,12 +29,17 @@ def chance(classes: int) -> float:
     return 100.0 / classes
 
 
-def failure(acc: float, loss: float, classes: int, learned: bool = True) -> str | None:
-    """Why a run did not learn ('diverged', 'stayed at chance'), or None when it learned.
+def failure(
+    acc: float, loss: float, classes: int, learned: bool = True, best_acc: float = math.nan
+) -> str | None:
+    """Why a run did not learn ('diverged', 'stayed at chance', 'fell back to chance': it
+    learned at some epoch, then lost it all), or None when it learned.
     The chance rule is the evaluate stage's (outputs.learned), so report and record agree."""
     if not (math.isfinite(loss) and math.isfinite(acc)) or loss > DIVERGED_LOSS:
         return "diverged"
     if not outputs.learned(acc, classes):
+        if math.isfinite(best_acc) and outputs.learned(best_acc, classes):
+            return "fell back to chance"
         return "stayed at chance"
     return None if learned else "did not learn"
 
@@ -68,7 +74,7 @@ class Outcome:
 
     @property
     def failure(self) -> str | None:
-        return failure(self.acc, self.loss, len(self.classes), self.learned)
+        return failure(self.acc, self.loss, len(self.classes), self.learned, self.best_acc)
 
     @property
     def label(self) -> str:
@@ -200,7 +206,8 @@ class VariantRuns:
             return f"{self.name} did not learn: {self.failed_text()}"
         return (
             f"{self.name}: {self.failed_text()} (did not learn); "
-            f"the {len(self.learned)} that learned are compared"
+            f"the {len(self.learned)} that learned {'is' if len(self.learned) == 1 else 'are'} "
+            "compared"
         )
 
 
