@@ -15,7 +15,8 @@
 #       carry=[".whl", ".scratch/gpu"], timeout_s=580)
 #
 #       trains the planned runs that have no record, JOBS (12) at a time on the GPU, starts
-#       none after 420 s (`study run --deadline`), commits each record, and writes
+#       none that should end after 420 s (`study run --deadline`: priced from records made on
+#       that GPU; unpriced runs start until then), commits each record, and writes
 #       $OUT/records.bundle (the record commits), $OUT/study.log and $OUT/verify.log (one
 #       CPU-made record retrained on the GPU: the same run, its digits beside the CPU's);
 #

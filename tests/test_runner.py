@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_code, params_dict, stage_env, write_dataset
-from normlab import config
+from normlab import config, device
 from normlab.analysis import estimates, records, runner, studies, worker
 from normlab.analysis import study as cli
 from normlab.errors import NormlabError
@@ -212,7 +212,22 @@ def test_after_the_deadline_no_run_starts_and_the_rest_are_named():
     out = io.StringIO()
     late = runner.Runner([_run(0), _run(1)], [], 2, False, None, out, time.monotonic() - 1)
     assert late.run() == [] and late.started == 0
-    assert out.getvalue() == "deadline reached: 2 runs not started (rerun to continue)\n"
+    assert out.getvalue() == (
+        "deadline: 2 runs not started, as none would end before it (rerun to continue)\n"
+    )
+
+
+def test_before_the_deadline_only_runs_that_should_end_by_then_start():
+    here = record_dict(_run().params) | {"host": device.host()}
+    known = [records.validate(here, "a")]  # prices _run(n) at 252.5 s on this machine
+    other = config.parse(params_dict({"train.batch_size": 32})).model_dump()
+    unpriced = studies.PlannedRun("t", "x", 0, {}, other, records.identity(other), Path("x"))
+    soon = time.monotonic() + 100
+    work = runner.Runner([_run(1), unpriced, _run(2)], known, 2, False, None, io.StringIO(), soon)
+    assert work.next_run() == (unpriced, 1)  # no price: it may start; the two long ones wait
+    assert work.next_run() is None and len(work.pending) == 2
+    work.deadline = time.monotonic() + 300
+    assert work.next_run() == (_run(1), 1)  # 252.5 s fit now, in their order
 
 
 @pytest.mark.parametrize(
@@ -229,21 +244,27 @@ def test_a_bad_deadline_is_one_line(capsys):
     assert err.endswith("argument --deadline: 'soon': expected e.g. 2h30m, 150m, 90s or 600")
 
 
-def test_time_left_comes_from_similar_records():
+HOST = "AMD EPYC (2 CPUs)"  # record_dict's
+
+
+def test_time_left_comes_from_similar_records_made_on_the_same_machine():
     known = [records.validate(record_dict(_run().params), "a")]
-    assert estimates.estimate(_run(1).params, known) == 252.5  # another seed: similar
+    assert estimates.estimate(_run(1).params, known, HOST) == 252.5  # another seed: similar
     longer = config.parse(params_dict({"train.epochs": 3})).model_dump()
-    assert estimates.estimate(longer, known) == pytest.approx(252.5 / 2 * 3)  # per epoch, scaled
+    assert estimates.estimate(longer, known, HOST) == pytest.approx(252.5 / 2 * 3)  # per epoch
     other = config.parse(params_dict({"train.batch_size": 32})).model_dump()
-    assert estimates.estimate(other, known) is None
-    assert estimates.eta([_run(1), _run(2)], known, jobs=2) == "ETA 4 min"
-    assert estimates.eta([_run(1), _run(2)], known, jobs=1) == "ETA 8 min"
+    assert estimates.estimate(other, known, HOST) is None
+    assert estimates.eta([_run(1), _run(2)], known, jobs=2, host=HOST) == "ETA 4 min"
+    assert estimates.eta([_run(1), _run(2)], known, jobs=1, host=HOST) == "ETA 8 min"
     no = studies.PlannedRun("t", "x", 0, {}, other, records.identity(other), Path("x"))
     assert (
-        estimates.eta([_run(1), no], known, 1)
+        estimates.eta([_run(1), no], known, 1, HOST)
         == "ETA 4 min for 1 of 2 runs (1 have no similar record)"
     )
-    assert estimates.eta([no], known, 1) == "no estimate (none of the 1 runs has a similar record)"
+    none = estimates.eta([no], known, 1, HOST)
+    assert none == "no estimate (none of the 1 runs has a similar record)"
+    assert estimates.estimate(_run(1).params, known, "NVIDIA H200, AMD EPYC (16 CPUs)") is None
+    # a GPU's run is not priced from a CPU's records
     assert estimates.duration(7300) == "2 h 02 min"
 
 

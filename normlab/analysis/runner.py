@@ -28,10 +28,11 @@ from typing import TextIO
 
 from normlab import checkpoint
 from normlab.analysis import records
-from normlab.analysis.estimates import eta
+from normlab.analysis.estimates import estimate, eta
 from normlab.analysis.records import Record
 from normlab.analysis.studies import PlannedRun
 from normlab.analysis.worker import Job, ensure_data
+from normlab.device import host
 
 USER_ERROR = 2  # run_stage's exit code for a NormlabError: deterministic, not worth a retry
 POLL_S = 0.2
@@ -107,7 +108,8 @@ class Runner:
     ):
         self.pending = deque((run, 1) for run in runs)
         self.known, self.jobs, self.commit, self.logs, self.out = known, jobs, commit, logs, out
-        self.deadline = deadline  # time.monotonic() after which no run starts
+        self.deadline = deadline  # time.monotonic() by which the runs started should end
+        self.host = host()  # the machine whose records price the runs here
         self.active: list[Active] = []
         self.failed: list[str] = []
         self.diverged: list[str] = []  # exit 2 with a divergence record: a result, not a failure
@@ -147,10 +149,11 @@ class Runner:
             self.known.append(record)
             self.finished += 1
             left = [r for r, _ in self.pending] + [a.run for a in self.active]
+            time_left = eta(left, self.known, self.jobs, self.host)
             self.say(
                 f"done {self.finished}/{self.total} {run.label}: "
                 f"{record.final.acc:.2f} % in {record.seconds:.1f} s of training "
-                f"({seconds:.0f} s in all) → {run.path}; {eta(left, self.known, self.jobs)}"
+                f"({seconds:.0f} s in all) → {run.path}; {time_left}"
             )
             if self.commit:
                 commit_record(
@@ -178,16 +181,32 @@ class Runner:
             self.say(f"failed {run.label} after {seconds:.0f} s ({reason})")
             self.failed.append(run.label)
 
-    def may_start(self) -> bool:
-        return self.deadline is None or time.monotonic() < self.deadline
+    def fits(self, run: PlannedRun) -> bool:
+        """Whether `run` should end before the deadline, priced from similar records as the
+        ETA is. A run with no similar record fits while the deadline has not passed."""
+        if self.deadline is None:
+            return True
+        price = estimate(run.params, self.known, self.host) or 0.0
+        return time.monotonic() + price < self.deadline
+
+    def next_run(self) -> tuple[PlannedRun, int] | None:
+        """The first pending run that fits: one too long for the time left waits for the next
+        call, and a shorter one behind it goes first."""
+        for item in self.pending:
+            if self.fits(item[0]):
+                self.pending.remove(item)
+                return item
+        return None
 
     def run(self) -> list[str]:
-        """Train everything pending (until the deadline, if any, then let the runs already
-        started finish); return the labels of runs that failed."""
+        """Train everything pending (up to the deadline, if any: then the runs left wait for
+        the next call); return the labels of runs that failed."""
         try:
-            while (self.pending and self.may_start()) or self.active:
-                while self.pending and len(self.active) < self.jobs and self.may_start():
-                    self.start(*self.pending.popleft())
+            while self.pending or self.active:
+                while len(self.active) < self.jobs and (item := self.next_run()):
+                    self.start(*item)
+                if not self.active:  # nothing runs and nothing pending fits
+                    break
                 time.sleep(POLL_S)
                 for slot in [a for a in self.active if a.process.poll() is not None]:
                     self.active.remove(slot)
@@ -200,7 +219,8 @@ class Runner:
         if self.pending:
             left = len(self.pending)
             self.say(
-                f"deadline reached: {left} run{'s' * (left != 1)} not started (rerun to continue)"
+                f"deadline: {left} run{'s' * (left != 1)} not started, as none would end "
+                "before it (rerun to continue)"
             )
         return self.failed
 
@@ -216,8 +236,8 @@ def run_all(
     seconds: float | None = None,
 ) -> list[str]:
     """Train `runs` (none done yet) `jobs` at a time; return the labels of those that failed.
-    With `seconds`, no run starts after that long (a machine lent for a while, a session's
-    end): the runs started finish, the rest wait for the next call.
+    With `seconds` (a machine lent for a while, a session's end), a run starts only if it
+    should end within that long; the rest wait for the next call.
 
     A SIGTERM to the parent stops its workers too (their checkpoints stay for the rerun)."""
     deadline = None if seconds is None else time.monotonic() + seconds

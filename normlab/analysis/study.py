@@ -28,6 +28,7 @@ from normlab.analysis import estimates, overrides, records, runner, studies, ver
 from normlab.analysis.pick import pick
 from normlab.analysis.records import Record
 from normlab.analysis.studies import Plan, PlannedRun
+from normlab.device import host
 from normlab.errors import NormlabError, run_stage
 
 
@@ -156,7 +157,7 @@ def run(the_plan: Plan, args: argparse.Namespace) -> int:
     before = _diverged_runs(runs, known)
     print(
         f"{len(the_plan.runs)} runs planned{sliced}: {len(runs) - len(left)} have records, "
-        f"{len(left)} to train, {jobs} at a time; {estimates.eta(left, known, jobs)}"
+        f"{len(left)} to train, {jobs} at a time; {estimates.eta(left, known, jobs, host())}"
         + (f"; {_diverged_text(before)}, not retrained" if before else ""),
         flush=True,
     )
@@ -190,6 +191,7 @@ def show_plan(the_plan: Plan, args: argparse.Namespace) -> None:
     jobs = args.jobs
     known = _known()
     done, diverged, first = records.done(known), _diverged(), {}
+    here = host()
     width = max((len(r.label) for r in runs), default=0)
     for r in runs:
         found = done.get(r.key)
@@ -200,12 +202,12 @@ def show_plan(the_plan: Plan, args: argparse.Namespace) -> None:
         elif r.key in first:
             state = f"to run   (same run as {first[r.key]})"
         else:
-            guess = estimates.estimate(r.params, known)
+            guess = estimates.estimate(r.params, known, here)
             state = "to run   " + (f"~{estimates.duration(guess)}" if guess else "no estimate")
         first.setdefault(r.key, r.label)
         print(f"{r.label:{width}s}  {state}")
     left = todo(runs, known, diverged)
-    eta = f"; {estimates.eta(left, known, jobs)} ({jobs} at a time)" if left else ""
+    eta = f"; {estimates.eta(left, known, jobs, here)} ({jobs} at a time)" if left else ""
     done_count = len(runs) - len(left)
     print(f"{len(the_plan.runs)} runs{sliced}: {done_count} done, {len(left)} to run{eta}")
 
@@ -247,8 +249,9 @@ def main(argv: list[str] | None = None) -> None:
                 "--deadline",
                 type=parse_duration,
                 metavar="DURATION",
-                help="start no run after this long, e.g. 2h30m, 150m, 90s (the runs "
-                "started finish; a rerun continues): for a machine lent for a while",
+                help="start only runs that should end within this long, e.g. 2h30m, 150m, "
+                "90s (priced from similar records, as the ETA; a run with none starts until "
+                "then; a rerun continues): for a session's end or a machine lent for a while",
             )
     check = commands.add_parser("verify", help="retrain the run behind a record and compare")
     check.add_argument("record", type=Path, help="e.g. results/runs/norms/bn/s0.json")
