@@ -265,6 +265,10 @@ def test_time_left_comes_from_similar_records_made_on_the_same_machine():
     assert none == "no estimate (none of the 1 runs has a similar record)"
     assert estimates.estimate(_run(1).params, known, "NVIDIA H200, AMD EPYC (16 CPUs)") is None
     # a GPU's run is not priced from a CPU's records
+    gn = config.parse(params_dict({"norm": "gn", "train.epochs": 2})).model_dump()
+    assert estimates.estimate(gn, known, HOST) == 252.5  # no gn record: bn's price it
+    slow = record_dict(gn) | {"seconds": 400.0}
+    assert estimates.estimate(gn, [*known, records.validate(slow, "b")], HOST) == 400.0
     assert estimates.duration(7300) == "2 h 02 min"
 
 

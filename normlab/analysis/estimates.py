@@ -18,12 +18,11 @@ def _similar(params: dict) -> tuple:
 
 def estimate(params: dict, known: list[Record], host: str) -> float | None:
     """Seconds a run should take on `host`: the mean seconds per epoch of similar records made
-    there × its epochs; None if there are none."""
-    per_epoch = [
-        r.seconds / r.params["recipe"]["epochs"]
-        for r in known
-        if r.host == host and _similar(r.params) == _similar(params)
-    ]
+    there × its epochs; None if there are none. Records of its own norm, when there are some:
+    on the resnet, GroupNorm's and LayerNorm's epochs take markedly longer than BatchNorm's."""
+    similar = [r for r in known if r.host == host and _similar(r.params) == _similar(params)]
+    own_norm = [r for r in similar if r.params["norm"] == params["norm"]]
+    per_epoch = [r.seconds / r.params["recipe"]["epochs"] for r in own_norm or similar]
     if not per_epoch:
         return None
     return sum(per_epoch) / len(per_epoch) * params["recipe"]["epochs"]
