@@ -3,7 +3,7 @@
 A study's plan and run print these, so a user knows before starting whether a study fits the
 session (or the lent machine) at hand, and `run --deadline` starts only the runs that fit.
 The price is per epoch, so a 20-epoch record prices a 25-epoch run; and only records made on
-this machine (its `host`) price a run here: a GPU trains a run in a tenth of a CPU's time.
+this machine (its `host`) price a run here: a GPU and a CPU take very different times.
 """
 
 from normlab.analysis.records import Record
