@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_code, params_dict, stage_env, write_dataset
-from normlab import config, device
+from normlab import config
 from normlab.analysis import estimates, records, runner, studies, worker
 from normlab.analysis import study as cli
 from normlab.errors import NormlabError
 from test_records import record_dict
+
+HOST = "AMD EPYC (2 CPUs)"  # the machine record_dict's records name
 
 TINY = """
 studies:
@@ -201,7 +203,7 @@ def test_a_dead_worker_is_retried_once_unless_it_stopped_on_a_user_error(
     code, attempt, retried, reason
 ):
     out = io.StringIO()
-    work = runner.Runner([], [], jobs=2, commit=False, logs=None, out=out)
+    work = runner.Runner([], [], jobs=2, commit=False, logs=None, out=out, host=HOST)
     work.finish(runner.Active(_run(), attempt, _Exited(code), time.monotonic(), None), code)
     assert (list(work.pending) == [(_run(), 2)]) is retried
     assert (work.failed == ["t/bn/s0"]) is not retried
@@ -210,7 +212,7 @@ def test_a_dead_worker_is_retried_once_unless_it_stopped_on_a_user_error(
 
 def test_after_the_deadline_no_run_starts_and_the_rest_are_named():
     out = io.StringIO()
-    late = runner.Runner([_run(0), _run(1)], [], 2, False, None, out, time.monotonic() - 1)
+    late = runner.Runner([_run(0), _run(1)], [], 2, False, None, out, HOST, time.monotonic() - 1)
     assert late.run() == [] and late.started == 0
     assert out.getvalue() == (
         "deadline: 2 runs not started, as none would end before it (rerun to continue)\n"
@@ -218,12 +220,13 @@ def test_after_the_deadline_no_run_starts_and_the_rest_are_named():
 
 
 def test_before_the_deadline_only_runs_that_should_end_by_then_start():
-    here = record_dict(_run().params) | {"host": device.host()}
-    known = [records.validate(here, "a")]  # prices _run(n) at 252.5 s on this machine
+    known = [records.validate(record_dict(_run().params), "a")]  # prices _run(n) at 252.5 s
     other = config.parse(params_dict({"train.batch_size": 32})).model_dump()
     unpriced = studies.PlannedRun("t", "x", 0, {}, other, records.identity(other), Path("x"))
     soon = time.monotonic() + 100
-    work = runner.Runner([_run(1), unpriced, _run(2)], known, 2, False, None, io.StringIO(), soon)
+    work = runner.Runner(
+        [_run(1), unpriced, _run(2)], known, 2, False, None, io.StringIO(), HOST, soon
+    )
     assert work.next_run() == (unpriced, 1)  # no price: it may start; the two long ones wait
     assert work.next_run() is None and len(work.pending) == 2
     work.deadline = time.monotonic() + 300
@@ -244,16 +247,15 @@ def test_a_bad_deadline_is_one_line(capsys):
     assert err.endswith("argument --deadline: 'soon': expected e.g. 2h30m, 150m, 90s or 600")
 
 
-HOST = "AMD EPYC (2 CPUs)"  # record_dict's
-
-
 def test_time_left_comes_from_similar_records_made_on_the_same_machine():
     known = [records.validate(record_dict(_run().params), "a")]
     assert estimates.estimate(_run(1).params, known, HOST) == 252.5  # another seed: similar
     longer = config.parse(params_dict({"train.epochs": 3})).model_dump()
     assert estimates.estimate(longer, known, HOST) == pytest.approx(252.5 / 2 * 3)  # per epoch
     other = config.parse(params_dict({"train.batch_size": 32})).model_dump()
-    assert estimates.estimate(other, known, HOST) is None
+    assert estimates.estimate(other, known, HOST) is None  # only a larger batch: no bound
+    bigger = config.parse(params_dict({"train.batch_size": 128, "train.epochs": 2})).model_dump()
+    assert estimates.estimate(bigger, known, HOST) == 252.5  # batch 64's epochs: an upper bound
     assert estimates.eta([_run(1), _run(2)], known, jobs=2, host=HOST) == "ETA 4 min"
     assert estimates.eta([_run(1), _run(2)], known, jobs=1, host=HOST) == "ETA 8 min"
     no = studies.PlannedRun("t", "x", 0, {}, other, records.identity(other), Path("x"))
@@ -341,7 +343,7 @@ def test_a_worker_that_wrote_a_divergence_record_is_reported_diverged_not_failed
     out = io.StringIO()
     run = dataclasses.replace(_run(), path=tmp_path / "s0.json")
     records.diverged_path(run.path).write_text("{}")
-    work = runner.Runner([], [], jobs=1, commit=False, logs=None, out=out)
+    work = runner.Runner([], [], jobs=1, commit=False, logs=None, out=out, host=HOST)
     work.finish(runner.Active(run, 1, _Exited(2), time.monotonic(), None), 2)
     assert work.failed == [] and work.diverged == ["t/bn/s0"] and not work.pending
     assert "diverged t/bn/s0" in out.getvalue() and "delete it to retry" in out.getvalue()

@@ -10,21 +10,27 @@ from normlab.analysis.records import Record
 from normlab.analysis.studies import PlannedRun
 
 
-def _similar(params: dict) -> tuple:
-    """Runs whose epochs take about as long: same data, amount, model and batch size."""
-    r = params["recipe"]
-    return params["dataset"], params["limit"], r["model"], r["batch_size"]
+def _kind(params: dict) -> tuple:
+    """Runs whose epochs are alike but for the batch size: same data, amount and model."""
+    return params["dataset"], params["limit"], params["recipe"]["model"]
 
 
 def estimate(params: dict, known: list[Record], host: str) -> float | None:
     """Seconds a run should take on `host`: the mean seconds per epoch of similar records made
-    there × its epochs; None if there are none. Records of its own norm, when there are some:
-    on the resnet, GroupNorm's and LayerNorm's epochs take markedly longer than BatchNorm's."""
-    similar = [r for r in known if r.host == host and _similar(r.params) == _similar(params)]
+    there × its epochs; None if there are none. Similar: same data, amount and model, and the
+    same batch size, else the nearest smaller one: an epoch at a smaller batch takes more steps,
+    so its price is an upper bound, which keeps `--deadline` safe. Records of its own norm,
+    when there are some: on the resnet, GroupNorm's and LayerNorm's epochs take markedly longer
+    than BatchNorm's."""
+    here = [r for r in known if r.host == host and _kind(r.params) == _kind(params)]
+    batch = params["recipe"]["batch_size"]
+    sizes = [r.params["recipe"]["batch_size"] for r in here]
+    nearest = max((b for b in sizes if b <= batch), default=None)
+    if nearest is None:
+        return None
+    similar = [r for r in here if r.params["recipe"]["batch_size"] == nearest]
     own_norm = [r for r in similar if r.params["norm"] == params["norm"]]
     per_epoch = [r.seconds / r.params["recipe"]["epochs"] for r in own_norm or similar]
-    if not per_epoch:
-        return None
     return sum(per_epoch) / len(per_epoch) * params["recipe"]["epochs"]
 
 

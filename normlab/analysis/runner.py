@@ -32,7 +32,6 @@ from normlab.analysis.estimates import estimate, eta
 from normlab.analysis.records import Record
 from normlab.analysis.studies import PlannedRun
 from normlab.analysis.worker import Job, ensure_data
-from normlab.device import host
 
 USER_ERROR = 2  # run_stage's exit code for a NormlabError: deterministic, not worth a retry
 POLL_S = 0.2
@@ -104,12 +103,14 @@ class Runner:
         commit: bool,
         logs: Path | None,
         out: TextIO,
+        host: str,
         deadline: float | None = None,
     ):
         self.pending = deque((run, 1) for run in runs)
         self.known, self.jobs, self.commit, self.logs, self.out = known, jobs, commit, logs, out
         self.deadline = deadline  # time.monotonic() by which the runs started should end
-        self.host = host()  # the machine whose records price the runs here
+        self.host = host  # the machine whose records price the runs here
+        self.prices: dict[str, float | None] = {}  # by label, until a new record lands
         self.active: list[Active] = []
         self.failed: list[str] = []
         self.diverged: list[str] = []  # exit 2 with a divergence record: a result, not a failure
@@ -147,6 +148,7 @@ class Runner:
         if code == 0 and run.path.exists():
             record = records.read(run.path)
             self.known.append(record)
+            self.prices.clear()  # the new record may price the runs left better
             self.finished += 1
             left = [r for r, _ in self.pending] + [a.run for a in self.active]
             time_left = eta(left, self.known, self.jobs, self.host)
@@ -186,8 +188,9 @@ class Runner:
         ETA is. A run with no similar record fits while the deadline has not passed."""
         if self.deadline is None:
             return True
-        price = estimate(run.params, self.known, self.host) or 0.0
-        return time.monotonic() + price < self.deadline
+        if run.label not in self.prices:
+            self.prices[run.label] = estimate(run.params, self.known, self.host)
+        return time.monotonic() + (self.prices[run.label] or 0.0) < self.deadline
 
     def next_run(self) -> tuple[PlannedRun, int] | None:
         """The first pending run that fits: one too long for the time left waits for the next
@@ -232,12 +235,14 @@ def run_all(
     jobs: int,
     commit: bool,
     logs: Path | None,
+    host: str,
     out: TextIO = sys.stdout,
     seconds: float | None = None,
 ) -> list[str]:
     """Train `runs` (none done yet) `jobs` at a time; return the labels of those that failed.
     With `seconds` (a machine lent for a while, a session's end), a run starts only if it
-    should end within that long; the rest wait for the next call.
+    should end within that long, priced from `known` records made on `host` (this machine);
+    the rest wait for the next call.
 
     A SIGTERM to the parent stops its workers too (their checkpoints stay for the rerun)."""
     deadline = None if seconds is None else time.monotonic() + seconds
@@ -245,6 +250,6 @@ def run_all(
         ensure_data(dataset)  # once here, not raced by N workers
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
-        return Runner(runs, known, jobs, commit, logs, out, deadline).run()
+        return Runner(runs, known, jobs, commit, logs, out, host, deadline).run()
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -155,14 +155,17 @@ def run(the_plan: Plan, args: argparse.Namespace) -> int:
     left = todo(runs, known, _diverged())
     check_room(left)
     before = _diverged_runs(runs, known)
+    here = host()
     print(
         f"{len(the_plan.runs)} runs planned{sliced}: {len(runs) - len(left)} have records, "
-        f"{len(left)} to train, {jobs} at a time; {estimates.eta(left, known, jobs, host())}"
+        f"{len(left)} to train, {jobs} at a time; {estimates.eta(left, known, jobs, here)}"
         + (f"; {_diverged_text(before)}, not retrained" if before else ""),
         flush=True,
     )
     logs = checkpoint.cache_dir() / "logs" / time.strftime("%Y%m%d-%H%M%S") if jobs > 1 else None
-    failed = runner.run_all(left, known, jobs=jobs, commit=commit, logs=logs, seconds=args.deadline)
+    failed = runner.run_all(
+        left, known, jobs=jobs, commit=commit, logs=logs, host=here, seconds=args.deadline
+    )
     diverged = _diverged_runs(runs, known)  # `known` now holds the new records too
     done = records.done(known)
     have = sum(r.key in done for r in runs)
