@@ -437,13 +437,16 @@ def test_the_size_line_names_a_variant_with_fewer_seeds():
     assert "seeds 0, 1, 2 (in: 0);" in line and "3 of 4 planned runs have records" in line
 
 
-def test_a_run_two_studies_share_is_counted_once_in_the_summary():
+def test_a_run_two_studies_share_is_counted_once_in_the_summary_and_provenance():
     norms = fake_study("norms", {"bn": ({"norm": "bn"}, [99.3, 99.4])})
     runs = tuple(dataclasses.replace(r, source=Path(f"r{r.seed}.json")) for r in norms.runs)
     norms = dataclasses.replace(norms, runs=runs, keys=frozenset({"k0", "k1"}))
     batch = dataclasses.replace(norms, name="batch", keys=frozenset({"k0", "k1", "k2"}))
     counted, planned = summary.distinct([norms, batch])
     assert (len(counted), planned) == (2, 3)
+    made = report.provenance(views.Inputs((norms, batch)))
+    precision = counted[0].precision
+    assert f"- precision: 2 runs in {precision}" in made and "(2 runs)" in made
 
 
 def test_a_study_not_run_says_so_and_why():

@@ -35,7 +35,8 @@ from normlab.io import write_text
 
 
 def provenance(inputs: Inputs) -> str:
-    runs = [r for s in inputs.studies for r in s.runs]
+    """Code, torch and precision of the report's runs, each run once (as the summary counts)."""
+    runs, _ = summary.distinct(inputs.studies)
     codes = sorted(Counter(r.code[:7] for r in runs).items())
     lines = [
         "## How these results were made",
