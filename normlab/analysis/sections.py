@@ -68,7 +68,7 @@ def study_table(study: StudyView) -> str:
                 wording.pm(stats),
                 "–" if not stats.n else f"{stats.median:.2f}",
                 "–" if not stats.n else f"{stats.low:.2f}–{stats.high:.2f}",
-                g.failed_text() or ("–" if runs else ""),
+                g.failed_text() or "–",
                 alongside(g, lambda r: r.best_acc),
                 alongside(g, lambda r: r.loss, 4),
                 alongside(g, lambda r: r.gap),
