@@ -310,8 +310,11 @@ def test_a_run_that_diverges_writes_a_divergence_record_and_is_not_retrained(
 ):
     text = TINY.format(epochs=1, batch=64, variants="      bn: {norm: bn, train.lr: 1.0e+6}")
     repo = tiny_repo(tmp_path / "repo", text)
-    first = study(repo, "run", "--file", "studies/t.yaml")
+    first = study(repo, "run", "--file", "studies/t.yaml", "--commit")
     assert first.returncode == 0, first.stdout + first.stderr
+    # committed like a record: a fresh clone of the study does not train it again
+    last = git("log", "-1", "--format=%s", "--name-only", cwd=repo).stdout.split()
+    assert last == ["record:", "t/bn/s0:", "diverged", "results/t/runs/t/bn/s0.diverged.json"]
     # the worker exited 2 with loop.fit's one line, having written the divergence record
     assert "diverged t/bn/s0 after" in first.stdout and "(exit 2); " in first.stdout
     assert (

@@ -10,9 +10,9 @@ twice. A worker that stops with a user error (exit 2: a diverged run, a bad para
 retried: it would fail the same way; one that left a divergence record is reported as diverged
 (a result: planning counts it done), not as failed.
 
-With `commit`, each record is committed as it lands (only its own paths), so a long study
-survives its session being killed; records are what a clone, another machine or the report
-reads.
+With `commit`, each record (or divergence record) is committed as it lands (only its own
+paths), so a long study survives its session being killed; records are what a clone, another
+machine or the report reads.
 """
 
 import json
@@ -172,6 +172,8 @@ class Runner:
                 "as done (delete it to retry)"
             )
             self.diverged.append(run.label)
+            if self.commit:  # a result too: a clone must not train it again to learn that
+                commit_record([marker], f"record: {run.label}: diverged", self.out)
             return
         if code != USER_ERROR and slot.attempt == 1:
             self.say(
