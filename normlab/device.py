@@ -45,9 +45,11 @@ def absence(name: str) -> str | None:
 
 def pick_device(name: Device) -> torch.device:
     """`auto` → cuda > mps > cpu; a named device that is not present is a one-line error."""
+    if name == "auto":
+        return torch.device(available()[0])
     if reason := absence(name):
         raise InputError("params.yaml", f"device = {name!r}: {reason}")
-    return torch.device(available()[0] if name == "auto" else name)
+    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
