@@ -92,8 +92,8 @@ def check_fits(params: Params) -> None:
 
 def prepare(params: Params, root: Path = RAW) -> Prepared:
     """Validate, seed, pick the device, load the dataset onto it and build the model."""
-    validate(params)
-    device = pick_device(params.device)
+    device = pick_device(params.device)  # validate's checks, without asking for the device twice
+    check_fits(params)
     if params.engine.threads:
         torch.set_num_threads(params.engine.threads)
     seed_everything(params.seed)
