@@ -221,7 +221,7 @@ def test_after_the_deadline_no_run_starts_and_the_rest_are_named():
 
 def test_before_the_deadline_only_runs_that_should_end_by_then_start():
     known = [records.validate(record_dict(_run().params), "a")]  # prices _run(n) at 252.5 s
-    other = config.parse(params_dict({"train.batch_size": 32})).model_dump()
+    other = config.parse(params_dict({"train.model": "cnn-pad"})).model_dump()
     unpriced = studies.PlannedRun("t", "x", 0, {}, other, records.identity(other), Path("x"))
     soon = time.monotonic() + 100
     work = runner.Runner(
@@ -252,13 +252,15 @@ def test_time_left_comes_from_similar_records_made_on_the_same_machine():
     assert estimates.estimate(_run(1).params, known, HOST) == 252.5  # another seed: similar
     longer = config.parse(params_dict({"train.epochs": 3})).model_dump()
     assert estimates.estimate(longer, known, HOST) == pytest.approx(252.5 / 2 * 3)  # per epoch
-    other = config.parse(params_dict({"train.batch_size": 32})).model_dump()
-    assert estimates.estimate(other, known, HOST) is None  # only a larger batch: no bound
+    other = config.parse(params_dict({"train.batch_size": 32, "train.epochs": 2})).model_dump()
+    assert estimates.estimate(other, known, HOST) == 505.0  # only batch 64: its epochs × 64/32
     bigger = config.parse(params_dict({"train.batch_size": 128, "train.epochs": 2})).model_dump()
     assert estimates.estimate(bigger, known, HOST) == 252.5  # batch 64's epochs: an upper bound
     assert estimates.eta([_run(1), _run(2)], known, jobs=2, host=HOST) == "ETA 4 min"
     assert estimates.eta([_run(1), _run(2)], known, jobs=1, host=HOST) == "ETA 8 min"
-    no = studies.PlannedRun("t", "x", 0, {}, other, records.identity(other), Path("x"))
+    unlike = config.parse(params_dict({"train.model": "cnn-pad"})).model_dump()
+    assert estimates.estimate(unlike, known, HOST) is None  # another model: not similar
+    no = studies.PlannedRun("t", "x", 0, {}, unlike, records.identity(unlike), Path("x"))
     assert (
         estimates.eta([_run(1), no], known, 1, HOST)
         == "ETA 4 min for 1 of 2 runs (1 have no similar record)"

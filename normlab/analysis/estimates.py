@@ -19,19 +19,22 @@ def estimate(params: dict, known: list[Record], host: str) -> float | None:
     """Seconds a run should take on `host`: the mean seconds per epoch of similar records made
     there × its epochs; None if there are none. Similar: same data, amount and model, and the
     same batch size, else the nearest smaller one: an epoch at a smaller batch takes more steps,
-    so its price is an upper bound, which keeps `--deadline` safe. Records of its own norm,
-    when there are some: on the resnet, GroupNorm's and LayerNorm's epochs take markedly longer
-    than BatchNorm's."""
+    so its price is an upper bound, which keeps `--deadline` safe. With only larger batch sizes
+    known, the nearest one's epoch × the ratio of steps (larger / own batch): a step of a
+    smaller batch does less work than one of a larger, so that too bounds it, loosely. Records
+    of its own norm, when there are some: on the resnet, GroupNorm's and LayerNorm's epochs take
+    markedly longer than BatchNorm's."""
     here = [r for r in known if r.host == host and _kind(r.params) == _kind(params)]
+    if not here:
+        return None
     batch = params["recipe"]["batch_size"]
     sizes = [r.params["recipe"]["batch_size"] for r in here]
-    nearest = max((b for b in sizes if b <= batch), default=None)
-    if nearest is None:
-        return None
+    nearest = max((b for b in sizes if b <= batch), default=min(sizes))
     similar = [r for r in here if r.params["recipe"]["batch_size"] == nearest]
     own_norm = [r for r in similar if r.params["norm"] == params["norm"]]
     per_epoch = [r.seconds / r.params["recipe"]["epochs"] for r in own_norm or similar]
-    return sum(per_epoch) / len(per_epoch) * params["recipe"]["epochs"]
+    steps = max(nearest / batch, 1.0)  # > 1 only when priced from a larger batch
+    return sum(per_epoch) / len(per_epoch) * steps * params["recipe"]["epochs"]
 
 
 def duration(seconds: float) -> str:
