@@ -62,10 +62,12 @@ def model_for(params: Params) -> nn.Module:
         raise InputError("params.yaml", f"train.model = {r.model!r}: {err.detail}") from None
 
 
-def validate(params: Params) -> None:
-    """The checks that need more than params.yaml: device present, sizes, groups per layer."""
-    pick_device(params.device)
+def validate(params: Params) -> torch.device:
+    """The checks that need more than params.yaml: device present, sizes, groups per layer.
+    Returns the device it found, so that `prepare` asks for it once."""
+    device = pick_device(params.device)
     check_fits(params)
+    return device
 
 
 def check_fits(params: Params) -> None:
@@ -92,8 +94,7 @@ def check_fits(params: Params) -> None:
 
 def prepare(params: Params, root: Path = RAW) -> Prepared:
     """Validate, seed, pick the device, load the dataset onto it and build the model."""
-    device = pick_device(params.device)  # validate's checks, without asking for the device twice
-    check_fits(params)
+    device = validate(params)
     if params.engine.threads:
         torch.set_num_threads(params.engine.threads)
     seed_everything(params.seed)
