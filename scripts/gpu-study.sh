@@ -16,7 +16,8 @@
 #
 #       trains the planned runs that have no record, JOBS (12) at a time on the GPU, starts
 #       none that should end after 420 s (`study run --deadline`: priced from records made on
-#       that GPU; unpriced runs start until then), commits each record, and writes
+#       that GPU; unpriced runs start until then), stops what still trains after STOP seconds
+#       (default: 120 more; a stopped run is lost with the machine), commits each record, and writes
 #       $OUT/records.bundle (the record commits), $OUT/study.log and $OUT/verify.log (one
 #       CPU-made record retrained on the GPU: the same run, its digits beside the CPU's);
 #
@@ -46,7 +47,9 @@ pack() {
 train() {
   local seconds=${1:?usage: gpu-study.sh train SECONDS STUDY-ARGS...}
   shift
-  local out=${OUT:-/tmp/gpu-study} repo=/tmp/normlab
+  # --deadline only decides which runs start; STOP ends what still trains, so that the records
+  # already made are bundled before the device call's own limit kills everything.
+  local out=${OUT:-/tmp/gpu-study} repo=/tmp/normlab stop=${STOP:-$((seconds + 120))}
   mkdir -p "$out"
   if ! $PY -c "import pydantic, kornia" 2>/dev/null; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -65,10 +68,12 @@ train() {
     tee "$out/study.log"
   # The check runs beside the study: one more process on a GPU that has room for many.
   if [ -f "$CHECK" ]; then
-    $PY -m normlab.analysis.study verify "$CHECK" --device "${DEVICE:-cuda}" >"$out/verify.log" 2>&1 &
+    timeout -s TERM "$stop" $PY -m normlab.analysis.study verify "$CHECK" \
+      --device "${DEVICE:-cuda}" >"$out/verify.log" 2>&1 &
   fi
-  $PY -m normlab.analysis.study run "$@" --jobs "${JOBS:-12}" --deadline "$seconds" --commit \
-    --set device="${DEVICE:-cuda}" --set engine.threads=1 2>&1 | tee -a "$out/study.log"
+  timeout -s TERM "$stop" $PY -m normlab.analysis.study run "$@" --jobs "${JOBS:-12}" \
+    --deadline "$seconds" --commit --set device="${DEVICE:-cuda}" --set engine.threads=1 2>&1 |
+    tee -a "$out/study.log"
   wait
   for log in "$NORMLAB_CACHE"/logs/*/*.log; do  # each run's epochs, for timing the next plan
     [ -f "$log" ] && { echo "== $log"; tail -n 3 "$log"; } >>"$out/study.log"
