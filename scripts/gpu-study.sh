@@ -6,8 +6,8 @@
 #
 #   bash scripts/gpu-study.sh pack
 #       .whl/ ← the wheels normlab lacks there (pydantic, kornia; fetched once from PyPI)
-#       .scratch/gpu/repo.bundle ← this repository, history and records included: the runs
-#       know their code commit and skip every run that already has a record
+#       .scratch/gpu/repo.bundle ← HEAD of this repository (records included, history not): the
+#       runs know their code commit and skip every run that already has a record
 #
 # then, with the device tool (one call; ~1-2 min of its 15 go to starting the machine):
 #
@@ -38,8 +38,14 @@ pack() {
   $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .whl $WHEELS || exit 2
-  git bundle create "$GPU/repo.bundle.part" HEAD 2>/dev/null && mv "$GPU/repo.bundle.part" \
-    "$GPU/repo.bundle" || exit 2
+  # HEAD alone (a depth-1 clone): the whole history would not fit in the call's 64 MiB beside
+  # the working tree, and the runs need only the records and the code commit's name.
+  local shallow
+  shallow=$(mktemp -d)
+  git clone -q --depth 1 "file://$PWD" "$shallow/repo" &&
+    git -C "$shallow/repo" bundle create "$PWD/$GPU/repo.bundle.part" HEAD 2>/dev/null &&
+    mv "$GPU/repo.bundle.part" "$GPU/repo.bundle" || exit 2
+  rm -rf "$shallow"
   echo "packed: .whl/ ($(du -sh .whl | cut -f1)), $GPU/repo.bundle ($(du -sh "$GPU/repo.bundle" \
     | cut -f1)) at $(git rev-parse --short HEAD)"
 }
@@ -57,8 +63,11 @@ train() {
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
   fi
   [ -f "$GPU/repo.bundle" ] || { echo "no $GPU/repo.bundle: run 'pack' here first"; exit 2; }
-  rm -rf "$repo" && git -c advice.detachedHead=false clone -q "$GPU/repo.bundle" "$repo" &&
-    cd "$repo" && git checkout -q -b gpu || exit 2
+  # The bundle holds one commit without its parents: mark it shallow before fetching it.
+  local bundle=$PWD/$GPU/repo.bundle
+  rm -rf "$repo" && git init -q "$repo" && cd "$repo" &&
+    git bundle list-heads "$bundle" | awk '$2 == "HEAD" {print $1}' >.git/shallow &&
+    git fetch -q "$bundle" HEAD && git checkout -q -b gpu FETCH_HEAD || exit 2
   export GIT_AUTHOR_NAME=normlab-gpu GIT_AUTHOR_EMAIL=gpu@normlab.invalid
   export GIT_COMMITTER_NAME=normlab-gpu GIT_COMMITTER_EMAIL=gpu@normlab.invalid
   export PYTHONUNBUFFERED=1 NORMLAB_CACHE=/tmp/normlab-cache
