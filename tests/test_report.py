@@ -455,3 +455,14 @@ def test_a_study_not_run_says_so_and_why():
     text = sections.study_section(waiting, Path("unused"))
     assert "**Not run**: left for a GPU." in text and "make study" not in text
     assert "**Not run**" not in sections.study_section(dataclasses.replace(view, runs=()), Path())
+
+
+def test_seconds_per_epoch_name_the_device_only_where_a_study_ran_on_several():
+    view = fake_study("batch", NORMS)
+    assert "(cpu)" not in sections.study_table(view)
+    runs = tuple(
+        dataclasses.replace(r, device="cuda") if r.variant == "gn" else r for r in view.runs
+    )
+    table = sections.study_table(dataclasses.replace(view, runs=runs))
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()}
+    assert rows["gn"].endswith("(cuda) |") and rows["bn"].endswith("(cpu) |")

@@ -55,9 +55,15 @@ def verdict_lines(study: StudyView) -> list[str]:
 
 def study_table(study: StudyView) -> str:
     rows = []
+    # Seconds per epoch compare only on one device: where a study's runs ran on several, each
+    # variant's cell names its own.
+    mixed = len({r.device for r in study.runs}) > 1
     for variant, overrides in study.variants.items():
         runs = study.of(variant)
         g = vd.group(variant, runs, [r.acc for r in runs])
+        seconds = alongside(g, lambda r: r.seconds / max(1, len(r.history)), 1)
+        if mixed and runs:
+            seconds += f" ({', '.join(sorted({r.device for r in runs}))})"
         stats = describe(g.usable)
         planned = len(runs) + sum(1 for v, _ in study.missing if v == variant)
         rows.append(
@@ -72,7 +78,7 @@ def study_table(study: StudyView) -> str:
                 alongside(g, lambda r: r.best_acc),
                 alongside(g, lambda r: r.loss, 4),
                 alongside(g, lambda r: r.gap),
-                alongside(g, lambda r: r.seconds / max(1, len(r.history)), 1),
+                seconds,
             ]
         )
     header = [
