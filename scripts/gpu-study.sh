@@ -17,9 +17,9 @@
 #       trains the planned runs that have no record, JOBS (12) at a time on the GPU, starts
 #       none that should end after 420 s (`study run --deadline`: priced from records made on
 #       that GPU; unpriced runs start until then), stops what still trains after STOP seconds
-#       (default: 120 more; a stopped run is lost with the machine), commits each record, and writes
-#       $OUT/records.bundle (the record commits), $OUT/study.log and $OUT/verify.log (one
-#       CPU-made record retrained on the GPU: the same run, its digits beside the CPU's);
+#       (default: 120 more; a stopped run is lost with the machine), commits each record, and
+#       writes $OUT/records.bundle (the record commits), $OUT/study.log and $OUT/verify.log
+#       (one CPU-made record retrained on the GPU: the same run, its digits beside the CPU's);
 #
 # and back here, with the bundle's path from the reply's files_at:
 #
