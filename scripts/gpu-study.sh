@@ -40,12 +40,13 @@ pack() {
     --platform manylinux2014_x86_64 -d .whl $WHEELS || exit 2
   # HEAD alone (a depth-1 clone): the whole history would not fit in the call's 64 MiB beside
   # the working tree, and the runs need only the records and the code commit's name.
-  local shallow
+  local shallow ok=0
   shallow=$(mktemp -d)
   git clone -q --depth 1 "file://$PWD" "$shallow/repo" &&
     git -C "$shallow/repo" bundle create "$PWD/$GPU/repo.bundle.part" HEAD 2>/dev/null &&
-    mv "$GPU/repo.bundle.part" "$GPU/repo.bundle" || exit 2
-  rm -rf "$shallow"
+    mv "$GPU/repo.bundle.part" "$GPU/repo.bundle" || ok=2
+  rm -rf "$shallow"  # on failure too
+  [ "$ok" = 0 ] || exit 2
   echo "packed: .whl/ ($(du -sh .whl | cut -f1)), $GPU/repo.bundle ($(du -sh "$GPU/repo.bundle" \
     | cut -f1)) at $(git rev-parse --short HEAD)"
 }
