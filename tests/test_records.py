@@ -88,7 +88,9 @@ def test_a_record_round_trips_write_validate_read(tmp_path):
     assert written == [records.sidecar(path), path]
     assert json.loads(path.read_text()) == raw  # the file holds exactly the record, `schema` too
     again = records.read(path)
-    assert again.model_dump(by_alias=True) == raw and again.source == path
+    later = {"started", "ended", "code_at_end"}  # optional since issue 28: unknown here
+    assert again.model_dump(by_alias=True, exclude=later) == raw and again.source == path
+    assert again.started is again.ended is again.code_at_end is None
     assert np.array_equal(np.load(records.sidecar(path)), images)
     assert [r.label() for r in records.read_all(tmp_path)] == ["norms/bn/s0"]
     assert records.read_all(tmp_path / "nothing-here") == []

@@ -111,7 +111,13 @@ class _RunRecord(_RecordModel):
     precision: str
     torch: str
     host: str
-    code: str
+    code: str  # the code commit when the run started (records since issue 28; before: at the end)
+    # Optional, so records made before issue 28 still read: when the run started and ended
+    # (UTC, ISO 8601; the report computes which runs overlapped from them), and the code commit
+    # at the end where it differs from `code` (the tree changed while the run trained).
+    started: str | None = None
+    ended: str | None = None
+    code_at_end: str | None = None
     _source: Path | None = PrivateAttr(default=None)
 
     @field_validator("params")
@@ -290,6 +296,16 @@ def sidecar(path: Path) -> Path:
     return Path(path).with_name(f"{Path(path).stem}.misclassified.npy")
 
 
+# Fields records gained after schema 1's first records: left out of the file while unknown, so an
+# old record reads and writes back byte for byte.
+_LATER_OPTIONAL = ("started", "ended", "code_at_end")
+
+
+def _dump(record: "_RunRecord") -> dict:
+    dumped = record.model_dump(mode="json", by_alias=True)
+    return {k: v for k, v in dumped.items() if not (k in _LATER_OPTIONAL and v is None)}
+
+
 def write(path: Path, record: Record, images: np.ndarray | None = None) -> list[Path]:
     """Write a record (and its misclassified images, if given) atomically; return the paths.
 
@@ -299,13 +315,13 @@ def write(path: Path, record: Record, images: np.ndarray | None = None) -> list[
         with atomic_path(sidecar(path)) as tmp, open(tmp, "wb") as f:
             np.save(f, np.ascontiguousarray(images, dtype=np.uint8))
         written.append(sidecar(path))
-    write_json(path, record.model_dump(mode="json", by_alias=True))
+    write_json(path, _dump(record))
     return [*written, Path(path)]
 
 
 def write_diverged(path: Path, diverged: Diverged) -> Path:
     """Write a divergence record atomically; return its path."""
-    write_json(path, diverged.model_dump(mode="json", by_alias=True))
+    write_json(path, _dump(diverged))
     return Path(path)
 
 
