@@ -28,7 +28,8 @@ prepare() {
   git -C "$RUNNER" checkout -q "$main" -- results
   git -C "$RUNNER" diff --cached --quiet ||
     git -C "$RUNNER" commit -qm "results/ from main at ${main:0:7} (the round's code stays ${ROUND:0:7})"
-  make -C "$RUNNER" install >/dev/null
+  make -C "$RUNNER" install >"$RUNNER/.install.log" 2>&1 ||
+    { echo "error: make install failed in $RUNNER (see $RUNNER/.install.log)" >&2; exit 2; }
   echo "runner $RUNNER: code ${ROUND:0:7}, results from main ${main:0:7}"
 }
 
