@@ -129,12 +129,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def study_files() -> list[Path]:
-    """Every study file under studies/, the default first if there is one (the claims file is
-    not one)."""
+    """Every study file under studies/, the default first if there is one (the claims files,
+    claims.yaml and claims-v<N>.yaml, are not study files)."""
     others = [
         p
         for p in sorted(Path("studies").glob("*.yaml"))
-        if p.resolve() not in (schema.FILE.resolve(), st.DEFAULT_FILE.resolve())
+        if not p.name.startswith("claims") and p.resolve() != st.DEFAULT_FILE.resolve()
     ]
     return [st.DEFAULT_FILE, *others] if st.DEFAULT_FILE.exists() else others
 

@@ -50,8 +50,9 @@ class Study(_StudyModel):
     seeds: list[Seed] = Field(min_length=1)
     set: dict[str, Any] = {}
     variants: dict[str, dict[str, Any]] = Field(min_length=1)
-    # variant → its own seeds, for one that needs fewer: e.g. `in`, which cannot learn on
-    # the `cnn` (README), needs one seed to show it. A profile's seeds leave these alone.
+    # variant → its own seeds: fewer, e.g. `in`, which cannot learn on the `cnn` (README) and
+    # needs one seed to show it; or more, the fresh seeds a registered claim is judged on
+    # (studies/claims-v2.yaml). Under a profile's seeds, only those of them the profile has.
     variant_seeds: dict[str, list[Seed]] = {}
     # Why this study is left out, e.g. "left for a GPU: …": `study run` and `plan` skip it
     # unless --study names it, and the report says "not run" with this reason.
@@ -184,10 +185,14 @@ def resolve(base: overrides_mod.Base, study: str, variant: str, overrides: dict[
 def shrink(study: Study, profile: Profile, epochs: int | None, sets: dict[str, Any]) -> Study:
     """The study as this plan runs it: profile and command line applied."""
     kept = dict(list(study.variants.items())[: profile.variants])
+    own = {v: s for v, s in study.variant_seeds.items() if v in kept}
+    if profile.seeds is not None:  # a variant's own seeds shrink with the profile's: `in: [0]`
+        # stays [0], and fresh seeds added for a confirmation (bn: [0, …, 5]) drop out of tiny
+        own = {v: [x for x in s if x in profile.seeds] or s[:1] for v, s in own.items()}
     return study.model_copy(
         update={
             "variants": kept,
-            "variant_seeds": {v: s for v, s in study.variant_seeds.items() if v in kept},
+            "variant_seeds": own,
             "seeds": study.seeds if profile.seeds is None else profile.seeds,
             "epochs": next(e for e in (epochs, profile.epochs, study.epochs) if e is not None),
             "set": {**study.set, **profile.set, **sets},

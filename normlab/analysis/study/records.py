@@ -106,7 +106,13 @@ class _RunRecord(_RecordModel):
     precision: str
     torch: str
     host: str
-    code: str
+    code: str  # the code commit when the run started (records since issue 28; before: at the end)
+    # Optional, so records made before issue 28 still read: when the run started and ended
+    # (UTC, ISO 8601; the report computes which runs overlapped from them), and the code commit
+    # at the end where it differs from `code` (the tree changed while the run trained).
+    started: str | None = None
+    ended: str | None = None
+    code_at_end: str | None = None
     _source: Path | None = PrivateAttr(default=None)
 
     @field_validator("params")

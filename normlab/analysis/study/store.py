@@ -69,6 +69,16 @@ def sidecar(path: Path) -> Path:
     return Path(path).with_name(f"{Path(path).stem}.misclassified.npy")
 
 
+# Fields records gained after schema 1's first records: left out of the file while unknown, so an
+# old record reads and writes back byte for byte.
+_LATER_OPTIONAL = ("started", "ended", "code_at_end")
+
+
+def _dump(record: Record | Diverged) -> dict:
+    dumped = record.model_dump(mode="json", by_alias=True)
+    return {k: v for k, v in dumped.items() if not (k in _LATER_OPTIONAL and v is None)}
+
+
 def write(path: Path, record: Record, images: np.ndarray | None = None) -> list[Path]:
     """Write a record (and its misclassified images, if given) atomically; return the paths.
 
@@ -78,11 +88,11 @@ def write(path: Path, record: Record, images: np.ndarray | None = None) -> list[
         with atomic_path(sidecar(path)) as tmp, open(tmp, "wb") as f:
             np.save(f, np.ascontiguousarray(images, dtype=np.uint8))
         written.append(sidecar(path))
-    write_json(path, record.model_dump(mode="json", by_alias=True))
+    write_json(path, _dump(record))
     return [*written, Path(path)]
 
 
 def write_diverged(path: Path, diverged: Diverged) -> Path:
     """Write a divergence record atomically; return its path."""
-    write_json(path, diverged.model_dump(mode="json", by_alias=True))
+    write_json(path, _dump(diverged))
     return Path(path)

@@ -13,7 +13,8 @@ and the worker still exits 2. The run trains from its per-epoch checkpoint in no
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,9 @@ class Job:
     record: str  # path of the record to write
     concurrent: int  # runs this machine trains at once, this one included
     checkpoint: str | None = None  # None: normlab's cache, keyed by fingerprint (resumable)
+    # Set when the job starts (not when its record is written): which code trained it, from when.
+    code: str = field(default_factory=lambda: code_version())
+    started: str = field(default_factory=lambda: now())
 
 
 def _git(*args: str) -> str | None:
@@ -59,6 +63,11 @@ def code_version() -> str:
         return "unknown (not a git repository)"
     dirty = _git("status", "--porcelain", "--untracked-files=no", *outside)
     return head + ("-dirty" if dirty else "")
+
+
+def now() -> str:
+    """The time a record stamps: UTC, to the second, ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def data_files(dataset: str) -> tuple[str, ...]:
@@ -98,7 +107,9 @@ def checkpoint_of(job: Job) -> checkpoint.Checkpoint:
 
 
 def _run_fields(job: Job, params: config.Params, prep: Prepared) -> dict:
-    """What every record of the run says (records._RunRecord): which run, where, what code."""
+    """What every record of the run says (records._RunRecord): which run, where, what code,
+    when. `code` is the commit the run started from; a tree that changed meanwhile is named."""
+    at_end = code_version()
     return {
         "schema": records.SCHEMA,
         "study": job.study,
@@ -111,7 +122,10 @@ def _run_fields(job: Job, params: config.Params, prep: Prepared) -> dict:
         "precision": prep.precision,
         "torch": str(torch.__version__),
         "host": device.host(),
-        "code": code_version(),
+        "code": job.code,
+        "started": job.started,
+        "ended": now(),
+        "code_at_end": None if at_end == job.code else at_end,
     }
 
 

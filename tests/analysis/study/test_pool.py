@@ -15,6 +15,7 @@ import pytest
 
 from conftest import parse
 from helpers import HOST, TINY, env_for, git, record_dict, study, study_text, tiny_repo
+from normlab import config
 from normlab.analysis.study import cli, estimates, pool, records, store, worker
 from normlab.analysis.study import plan as studies
 from normlab.errors import NormlabError
@@ -38,6 +39,7 @@ def test_a_study_writes_records_and_a_rerun_trains_nothing(tmp_path, monkeypatch
         bn.history[-1]["test/acc"], abs=0.005
     )
     assert bn.params["limit"] == 256 and bn.device == "cpu" and len(bn.code) == 40
+    assert bn.started <= bn.ended and bn.code_at_end is None  # ISO UTC strings sort as times
     assert sum(map(sum, bn.confusion)) == 200 and set(bn.data_md5) == set(
         worker.data_files("mnist")
     )
@@ -225,6 +227,19 @@ def test_the_worker_command_line_takes_one_json_job(tmp_path):
     assert worker.Job(**json.loads(json.dumps(job.__dict__))) == job
     with pytest.raises(NormlabError, match="usage: python -m normlab.analysis.study.worker"):
         worker.main([])
+
+
+def test_a_record_names_the_code_its_run_started_from_and_a_change_meanwhile(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(worker, "code_version", lambda: "a" * 40)
+    job = worker.Job("t", "bn", 0, _run().params, "s0.json", concurrent=1)
+    monkeypatch.setattr(worker, "code_version", lambda: "b" * 40)  # a commit while it trains
+    params = config.Params.model_validate(job.params)
+    prep = SimpleNamespace(device="cpu", precision="float32")
+    fields = worker._run_fields(job, params, prep)
+    assert fields["code"] == "a" * 40 and fields["code_at_end"] == "b" * 40
+    assert fields["started"] == job.started <= fields["ended"]
 
 
 def test_code_version_ignores_commits_of_records_only(tmp_path, monkeypatch):

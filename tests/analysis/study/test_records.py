@@ -20,7 +20,9 @@ def test_a_record_round_trips_write_validate_read(tmp_path):
     assert written == [store.sidecar(path), path]
     assert json.loads(path.read_text()) == raw  # the file holds exactly the record, `schema` too
     again = store.read(path)
-    assert again.model_dump(by_alias=True) == raw and again.source == path
+    later = {"started", "ended", "code_at_end"}  # optional since issue 28: unknown here
+    assert again.model_dump(by_alias=True, exclude=later) == raw and again.source == path
+    assert again.started is again.ended is again.code_at_end is None
     assert np.array_equal(np.load(store.sidecar(path)), images)
     assert [r.label() for r in store.read_all(tmp_path)] == ["norms/bn/s0"]
     assert store.read_all(tmp_path / "nothing-here") == []
@@ -226,7 +228,9 @@ def test_a_divergence_record_round_trips_and_is_no_record(tmp_path):
     assert path.name == "s2.diverged.json"
     written = store.write_diverged(path, records.Diverged.model_validate(diverged_dict()))
     back = store.read(written, records.Diverged)
-    assert back.model_dump(mode="json", by_alias=True) == diverged_dict()
+    later = {"started", "ended", "code_at_end"}  # optional since issue 28: unknown here
+    assert back.model_dump(mode="json", by_alias=True, exclude=later) == diverged_dict()
+    assert back.started is back.ended is back.code_at_end is None
     assert back.source == path and back.identity() == diverged_dict()["key"]
     assert store.read_diverged(tmp_path) == [back] and store.read_all(tmp_path) == []
 
