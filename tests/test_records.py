@@ -316,7 +316,9 @@ def test_a_divergence_record_round_trips_and_is_no_record(tmp_path):
     assert path.name == "s2.diverged.json"
     written = records.write_diverged(path, records.Diverged.model_validate(diverged_dict()))
     back = records.read(written, records.Diverged)
-    assert back.model_dump(mode="json", by_alias=True) == diverged_dict()
+    assert json.loads(written.read_text()) == diverged_dict()  # no optional key added
+    later = {"started", "ended", "code_at_end"}  # optional since issue 28: unknown here
+    assert back.model_dump(mode="json", by_alias=True, exclude=later) == diverged_dict()
     assert back.source == path and back.identity() == diverged_dict()["key"]
     assert records.read_diverged(tmp_path) == [back] and records.read_all(tmp_path) == []
 

@@ -125,14 +125,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The claims files of studies/: no study files (v2: normlab.analysis.registered).
+CLAIMS_FILES = (claims_file.FILE, Path("studies/claims-v2.yaml"))
+
+
 def study_files() -> list[Path]:
-    """Every study file under studies/, the default first if there is one (the claims file is
-    not one)."""
-    others = [
-        p
-        for p in sorted(Path("studies").glob("*.yaml"))
-        if p.resolve() not in (claims_file.FILE.resolve(), st.DEFAULT_FILE.resolve())
-    ]
+    """Every study file under studies/, the default first if there is one (the claims files are
+    not ones)."""
+    skip = {p.resolve() for p in (*CLAIMS_FILES, st.DEFAULT_FILE)}
+    others = [p for p in sorted(Path("studies").glob("*.yaml")) if p.resolve() not in skip]
     return [st.DEFAULT_FILE, *others] if st.DEFAULT_FILE.exists() else others
 
 
