@@ -27,7 +27,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from normlab.analysis import claims_file, overrides, records, sections, study, summary, writeups
+from normlab.analysis import (
+    claims_file,
+    confirmation,
+    overrides,
+    records,
+    registered,
+    sections,
+    study,
+    summary,
+    writeups,
+)
 from normlab.analysis import studies as st
 from normlab.analysis.views import Inputs, StudyView, study_view
 from normlab.errors import NormlabError, run_stage
@@ -87,6 +97,7 @@ def build(inputs: Inputs, out: Path, others: Sequence[tuple[Path, str]] = ()) ->
             f"{out}: cannot hold the report ({err.strerror}; allowed: a folder)"
         ) from None
     found = writeups.judge_all(inputs)
+    rows = confirmation.judge_all(inputs.registered) if inputs.registered else []
     head = [
         "# normlab results",
         "",
@@ -99,8 +110,10 @@ def build(inputs: Inputs, out: Path, others: Sequence[tuple[Path, str]] = ()) ->
     parts = [
         "\n".join(head),
         summary.summary(inputs, found),
+        *([confirmation.summary(found, rows, out)] if rows else []),
         *sections.dataset_sections(inputs.studies, out),
         writeups.claims_section(found, inputs),
+        *([confirmation.section(found, rows, inputs.registered)] if rows else []),
         writeups.replication(inputs),
         provenance(inputs),
     ]
@@ -126,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # The claims files of studies/: no study files (v2: normlab.analysis.registered).
-CLAIMS_FILES = (claims_file.FILE, Path("studies/claims-v2.yaml"))
+CLAIMS_FILES = (claims_file.FILE, registered.FILE)
 
 
 def study_files() -> list[Path]:
@@ -238,7 +251,10 @@ def report(argv: list[str], others: Sequence[tuple[Path, str]] = ()) -> tuple[Pa
     reported = tuple(r for r in claimed.reported if everything or r.study in own)
     scope = "" if everything else _scope(args, out)
     cost = all_records(done, out) if others else ""
-    inputs = Inputs(views, tuple(with_studies), reported, command, scope=scope, cost=cost)
+    v2 = confirmation.prepare(done, base, claimed.reported) if everything else None
+    inputs = Inputs(
+        views, tuple(with_studies), reported, command, scope=scope, cost=cost, registered=v2
+    )
     return build(inputs, out, others), reported_runs, len(plan.runs)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from normlab import outputs
 from normlab.analysis import figures, wording
 from normlab.analysis import verdicts as vd
+from normlab.analysis.pinned import shown
 from normlab.analysis.records import PLACE_AND_SPEED
 from normlab.analysis.stats import describe
 from normlab.analysis.tables import alongside, datasets, long_title, markdown, plural, title
@@ -66,11 +67,12 @@ def study_table(study: StudyView) -> str:
             seconds += f" ({', '.join(sorted({r.device for r in runs}))})"
         stats = describe(g.usable)
         planned = len(runs) + sum(1 for v, _ in study.missing if v == variant)
+        seeds = f" ({shown([r.seed for r in runs])})" if runs else ""
         rows.append(
             [
                 variant,
                 overrides,
-                f"{len(runs)}/{planned}",
+                f"{len(runs)}/{planned}{seeds}",
                 wording.pm(stats),
                 "–" if not stats.n else f"{stats.median:.2f}",
                 "–" if not stats.n else f"{stats.low:.2f}–{stats.high:.2f}",
@@ -84,7 +86,7 @@ def study_table(study: StudyView) -> str:
     header = [
         "variant",
         "overrides",
-        "runs",
+        "runs (seeds)",
         "final test acc %",
         "median",
         "min–max",

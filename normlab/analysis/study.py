@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import get_args
 
 from normlab import checkpoint, config
-from normlab.analysis import estimates, overrides, records, runner, studies, verify
+from normlab.analysis import confirmation, estimates, overrides, records, runner, studies, verify
 from normlab.analysis.pick import pick
 from normlab.analysis.records import Record
 from normlab.analysis.studies import Plan, PlannedRun
@@ -212,6 +212,10 @@ def show_plan(the_plan: Plan, args: argparse.Namespace) -> None:
     left = todo(runs, known, diverged)
     eta = f"; {estimates.eta(left, known, jobs, here)} ({jobs} at a time)" if left else ""
     done_count = len(runs) - len(left)
+    whole = not (args.profile or args.epochs or args.set or args.variant or args.seed or args.shard)
+    if whole:  # the registered runs as planned: each claim test's n and its runs done
+        for line in confirmation.plan_lines(the_plan, set(done)):
+            print(line)
     print(f"{len(the_plan.runs)} runs{sliced}: {done_count} done, {len(left)} to run{eta}")
 
 

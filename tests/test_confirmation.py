@@ -1,0 +1,122 @@
+"""v2 in the report and in `plan`: every verdict line says what it is a verdict on, a line per
+claim of what we can now say, the forest plot (effects in margins, the claim's direction
+positive, byte-identical rebuilds), and overlap computed from the records' times."""
+
+import pytest
+
+from normlab.analysis import claims_file, confirm, confirmation, forest, report, stats
+from normlab.analysis import registered as rg
+from normlab.analysis import studies as st
+from test_claims_v2 import accs, spread, v2, view
+
+REG = {"version": 2, "pilot_seeds": [0, 1, 2], "alpha": 0.05, "power": 0.8}
+
+
+def registration(*tests: dict) -> rg.Registration:
+    base = {"source": "999 (a)", "text": "GN beats BN", "file": "seeds", "study": "fake"}
+    return rg.Registration.model_validate(REG | {"claims": [base | t for t in tests]})
+
+
+HIGHER = {"id": "t1", "kind": "higher", "variants": ["A", "B"], "margin": 0.1}
+
+
+def fake_registered(runs) -> confirmation.Registered:
+    tests = registration(
+        HIGHER | {"seeds": [3, 4, 5, 6], "n": 4},
+        {"id": "t2", "kind": "similar", "variants": ["A", "B"], "margin": 0.1}
+        | {"seeds": [], "n": 30, "run": False, "why_not_run": "over budget"},
+    )
+    return confirmation.Registered(tests, {"fake": view(runs)}, {})
+
+
+RUNS = (
+    accs("A", [99.5, 99.55, 99.6])
+    + accs("B", [99.3, 99.32, 99.28])
+    + accs("A", spread(99.6, 0.02), first_seed=3)
+    + accs("B", spread(99.3, 0.02), first_seed=3)
+)
+
+
+def test_every_v2_line_says_its_metric_study_seeds_n_and_margin():
+    registered = fake_registered(RUNS)
+    rows = confirmation.judge_all(registered)
+    text = confirmation.section([], rows, registered)
+    first, second = (line for line in text.splitlines() if line.startswith("  - v2"))
+    for part in (
+        "final test accuracy (last epoch)",
+        "study `fake` (a fake study)",
+        "seeds 3–6",
+        "n = 4 per variant (the pilot gives",
+        "margin ±0.1 point",
+        "**supported**",
+        "On the pilot (seeds 0–2, for comparison only): supported",
+    ):
+        assert part in first, part
+    assert "no seeds registered; n = 30 per variant" in second
+    assert "**not run**: not decided: needs n = 30 per variant; not run: over budget" in second
+
+
+def test_the_summary_says_per_claim_what_we_can_now_say(tmp_path):
+    rows = confirmation.judge_all(fake_registered(RUNS))
+    text = confirmation.summary([], rows, tmp_path)
+    claim = next(line for line in text.splitlines() if line.startswith("- **999 (a)**"))
+    assert "t1 holds on seeds 3–6 (on the pilot: supported)" in claim
+    assert "t2 cannot be decided within the budget (needs n = 30 per variant)" in claim
+    assert (tmp_path / confirmation.FOREST).exists() and f"]({confirmation.FOREST})" in text
+
+
+def test_a_report_with_v2_rebuilds_byte_for_byte(tmp_path):
+    inputs = report.Inputs((view(RUNS),), registered=fake_registered(RUNS))
+    for out in (tmp_path / "a", tmp_path / "b"):
+        report.build(inputs, out)
+    readme = (tmp_path / "a" / "README.md").read_text()
+    assert "## Claims, version 1 and version 2" in readme and "What we can now say" in readme
+    for name in ("README.md", confirmation.FOREST):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "fields, difference, drawn",
+    [
+        (HIGHER, 0.25, 2.5),  # A − B = 2.5 margins, the claim's way
+        ({"kind": "learns-faster", "variants": ["A", "B"], "k": 3, "margin": 0.2}, -0.4, 2.0),
+        ({"kind": "costs", "variants": ["A", "B"], "range": [1.0, 2.0]}, 1.5, 0.0),  # centre
+        ({"kind": "not-worse", "variants": ["A", "B"], "margin": 0.1}, -0.1, -1.0),
+    ],
+)
+def test_the_forest_draws_effects_in_margins_the_claims_way_positive(fields, difference, drawn):
+    test = v2(**fields)
+    diff = stats.Diff(difference, 0.0, 0.0, 0.01, 0.05, 6.0, (4, 4), 0.0)
+    effect, low, high = forest.interval(test, diff, 0.90)
+    assert effect == pytest.approx(drawn) and low < effect < high
+
+
+def test_the_forest_has_a_row_per_pair_with_pilot_and_confirmation(tmp_path):
+    rows = confirmation.judge_all(fake_registered(RUNS))
+    drawn = forest.rows([(r.verdict, r.pilot) for r in rows])
+    assert [label for label, *_ in drawn] == ["t1: A − B", "t2: A − B"]
+    assert drawn[0][2] is not None and drawn[0][3] is not None  # both drawn
+    assert drawn[1][2] is None and drawn[1][3] is not None  # not run: its pilot only
+
+
+def test_plan_lists_each_claim_test_with_its_n_and_runs_done():
+    spec = st.load_file(rg.STUDY_FILES["seeds"])
+    plan = st.plan(spec, report.overrides.base_params(), ["s002"])
+    done = {r.key for r in plan.runs if r.variant == "bn" and r.seed == 3}
+    lines = confirmation.plan_lines(plan, done)
+    assert (
+        "claim 002a (s002, costs): n = 3 per variant registered, seeds 3–5: 1/6 runs done" in lines
+    )
+    assert any(line.startswith("claim 002b (s002, steadier): n = 21") for line in lines)
+    assert not any("s002-cohort" in line for line in lines)  # not a study of this plan
+
+
+def test_the_committed_registration_is_judged_and_compared_with_its_pilot():
+    """Every v2 test gets one of the words; the pilot is shown for every study that has one."""
+    done = report._done(st.RESULTS)
+    reg = confirmation.prepare(done, report.overrides.base_params(), claims_file.load().reported)
+    for row in confirmation.judge_all(reg):
+        word = row.verdict.word
+        assert word.startswith(confirm.WORDS), (row.test.id, word)
+        assert (word == confirm.WORDS[4]) == (not row.test.run)
+        assert (row.pilot is None) == (row.test.study == "s002-cohort")
