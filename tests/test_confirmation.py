@@ -2,12 +2,16 @@
 claim of what we can now say, the forest plot (effects in margins, the claim's direction
 positive, byte-identical rebuilds), and overlap computed from the records' times."""
 
+import dataclasses
+
 import pytest
 
-from normlab.analysis import claims_file, confirm, confirmation, forest, report, stats
+from normlab.analysis import claims_file, confirm, confirmation, forest, overlap, report, stats
 from normlab.analysis import registered as rg
 from normlab.analysis import studies as st
+from normlab.analysis import verdicts as vd
 from test_claims_v2 import accs, spread, v2, view
+from test_verdicts import fake_record
 
 REG = {"version": 2, "pilot_seeds": [0, 1, 2], "alpha": 0.05, "power": 0.8}
 
@@ -99,6 +103,36 @@ def test_the_forest_has_a_row_per_pair_with_pilot_and_confirmation(tmp_path):
     assert drawn[1][2] is None and drawn[1][3] is not None  # not run: its pilot only
 
 
+def timed(run, host: str, start: str, end: str):
+    return dataclasses.replace(run, host=host, started=start, ended=end)
+
+
+def test_overlap_comes_from_the_times_and_old_records_say_what_is_unknown():
+    a, b, c, d = accs("A", [99.3, 99.3, 99.3, 99.3])
+    runs = [
+        timed(a, "h1", "2026-01-01T00:00:00+00:00", "2026-01-01T01:00:00+00:00"),
+        timed(b, "h1", "2026-01-01T00:30:00+00:00", "2026-01-01T02:00:00+00:00"),
+        timed(c, "h2", "2026-01-01T00:00:00+00:00", "2026-01-01T03:00:00+00:00"),  # elsewhere
+        dataclasses.replace(d, concurrent=3),  # an old record: only its count at start
+    ]
+    assert [overlap.peak(r, runs) for r in runs] == [2, 2, 1, 0]
+    text = overlap.provenance(runs)
+    assert text.startswith("overlap, from start and end times: 3 of 4 runs have them; 2 of them")
+    assert "For the other 1 (records before the times), only `concurrent` is known" in text
+    shared = overlap.shared(runs)
+    assert "1 run started while up to 2 others trained on their machine" in shared
+    assert "2 runs overlapped others, up to 2 at once (from times)" in shared
+
+
+def test_back_to_back_runs_do_not_overlap():
+    a, b = accs("A", [99.3, 99.3])
+    runs = [
+        timed(a, "h", "2026-01-01T00:00:00+00:00", "2026-01-01T01:00:00+00:00"),
+        timed(b, "h", "2026-01-01T01:00:00+00:00", "2026-01-01T02:00:00+00:00"),
+    ]
+    assert [overlap.peak(r, runs) for r in runs] == [1, 1] and overlap.shared(runs) == ""
+
+
 def test_plan_lists_each_claim_test_with_its_n_and_runs_done():
     spec = st.load_file(rg.STUDY_FILES["seeds"])
     plan = st.plan(spec, report.overrides.base_params(), ["s002"])
@@ -120,3 +154,11 @@ def test_the_committed_registration_is_judged_and_compared_with_its_pilot():
         assert word.startswith(confirm.WORDS), (row.test.id, word)
         assert (word == confirm.WORDS[4]) == (not row.test.run)
         assert (row.pilot is None) == (row.test.study == "s002-cohort")
+
+
+def test_a_records_times_reach_the_report_and_old_records_have_none():
+    raw = fake_record("fake", "A", 0, 99.3)
+    assert (vd.run_of(raw).started, vd.run_of(raw).ended) == ("", "")
+    times = {"started": "2026-01-01T00:00:00+00:00", "ended": "2026-01-01T01:00:00+00:00"}
+    run = vd.run_of(raw | times)
+    assert (run.started, run.ended) == (times["started"], times["ended"])

@@ -30,6 +30,7 @@ from typing import Any
 from normlab.analysis import (
     claims_file,
     confirmation,
+    overlap,
     overrides,
     records,
     registered,
@@ -62,6 +63,7 @@ def provenance(inputs: Inputs) -> str:
             )
             or "–"
         ),
+        f"- {overlap.provenance(runs)}",
         *(f"- {note}" for note in inputs.notes),
         "",
     ]
