@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import stats as sp
 
 from normlab.analysis import sizing, stats, verdict_lines
 from normlab.analysis import verdicts as vd
@@ -100,14 +101,14 @@ def pooled(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> stats.Diff:
     if se == 0:
         return stats.Diff(estimate, math.nan, math.nan, math.nan, 0.0, math.nan, n, math.nan)
     df = sum(shares) ** 2 / sum(s**2 / (len(x) - 1) for s, x in zip(shares, arms, strict=True))
-    half = stats.stats.t.ppf(1 - stats.ALPHA / 2, df) * se
-    p = float(2 * stats.stats.t.sf(abs(estimate) / se, df))
+    half = sp.t.ppf(1 - stats.ALPHA / 2, df) * se
+    p = float(2 * sp.t.sf(abs(estimate) / se, df))
     return stats.Diff(estimate, estimate - half, estimate + half, p, se, df, n, math.nan)
 
 
 def _groups(test: Any, by_variant: dict[str, list[vd.Outcome]]) -> dict[str, vd.VariantRuns]:
-    if test.kind == "higher-throughout":
-        return {v: vd.group(v, runs, [0.0] * len(runs)) for v, runs in by_variant.items()}
+    if test.kind == "higher-throughout":  # one number per epoch: the groups name the runs only
+        return {v: vd.group(v, runs, [math.nan] * len(runs)) for v, runs in by_variant.items()}
     made = {}
     for v, runs in by_variant.items():
         made[v] = vd.group(v, runs, [value(test, r) if r.measured else math.nan for r in runs])
