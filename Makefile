@@ -51,6 +51,8 @@ study: $(STAMP) $(if $(wildcard $(PROXY_SRC)/build.py),$(PROXY))
 
 plan: $(STAMP)
 	$(BIN)/python -m normlab.analysis.study plan --jobs $(JOBS) $(ARGS)
+	@# each claims-v2 test on these studies: its registered n and its runs done
+	$(BIN)/python -m normlab.analysis.claims.progress $(ARGS)
 
 # Retrain the run behind one record and compare: make verify RUN=results/runs/norms/bn/s0.json
 verify: $(STAMP)
