@@ -1,5 +1,5 @@
 """How a v2 verdict is written: what it measured, on which runs, at which margin, and the
-numbers behind its word (normlab.analysis.confirm decides the word).
+numbers behind its word (normlab.analysis.claims.retest decides the word).
 
 Every line names its metric, study and recipe, seeds, n and margin, so that a reader never has
 to open the registration to know what "supported" was a verdict on.

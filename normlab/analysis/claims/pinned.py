@@ -8,14 +8,14 @@ and the tables beside it are drawn, on these seeds only.
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from normlab.analysis.claims.lines import seed_span
-from normlab.analysis.report.views import StudyView
 
 V1_SEEDS = (0, 1, 2)
 
 
-def restrict(view: StudyView, seeds: Sequence[int] = V1_SEEDS) -> StudyView:
+def restrict(view: Any, seeds: Sequence[int] = V1_SEEDS) -> Any:
     """The study as if only `seeds` were planned: its runs and its missing runs of those seeds."""
     keep = set(seeds)
     return dataclasses.replace(

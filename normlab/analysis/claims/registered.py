@@ -2,8 +2,8 @@
 
 Its header defines every kind; this module only reads it, strictly (no "3" for 3, no unknown
 key), so that a registration cannot be bent by a lenient reader after the fact. Every problem is
-one line naming the file and the key, as for version 1 (normlab.analysis.claims_file). What the
-runs say of each test: normlab.analysis.confirm; how its n was sized: normlab.analysis.sizing.
+one line naming the file and the key, as for version 1 (normlab.analysis.claims.schema). What
+the runs say of each test: normlab.analysis.claims.retest; how its n was sized: .sizing.
 """
 
 from collections.abc import Mapping

@@ -3,8 +3,8 @@ verdict (registered tests on fresh seeds), what we can now say of it, and the fo
 
 A write-up's claim is its `source` ("001 (d)"): v1 and v2 may test it with several tests each
 (000c-loss and 000c-acc; 002a on normlab's recipe and on 002's cohort's). The tests are in
-normlab.analysis.registered, their verdicts in normlab.analysis.confirm, their n in
-normlab.analysis.sizing.
+normlab.analysis.claims.registered, their verdicts in normlab.analysis.claims.retest, their n in
+normlab.analysis.claims.sizing.
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from normlab.analysis.claims import confirm, registered, sizing
+from normlab.analysis.claims import registered, retest, sizing
 from normlab.analysis.claims.lines import margin_text, metric_text, seed_span
 from normlab.analysis.report.figures import forest
 from normlab.analysis.report.views import StudyView, study_view
@@ -34,8 +34,8 @@ class Registered:
 class Row:
     """One v2 test in the report: its verdict, the same test on the pilot, the pilot's n."""
 
-    verdict: confirm.Judged
-    pilot: confirm.Judged | None  # None: the study has no pilot (its seeds 0–2 are fresh)
+    verdict: retest.Judged
+    pilot: retest.Judged | None  # None: the study has no pilot (its seeds 0–2 are fresh)
     size: sizing.Size | None
 
     @property
@@ -68,10 +68,10 @@ def judge_all(reg: Registered) -> list[Row]:
     found = []
     for test in f.claims:
         view = reg.views.get(test.study)
-        verdict = confirm.judge(test, view, f.alpha, f.power, reg.effects)
+        verdict = retest.judge(test, view, f.alpha, f.power, reg.effects)
         has_pilot = not set(test.seeds) & set(f.pilot_seeds)
         args = (f.alpha, f.power, reg.effects)
-        pilot = confirm.on_seeds(test, view, f.pilot_seeds, *args) if has_pilot else None
+        pilot = retest.on_seeds(test, view, f.pilot_seeds, *args) if has_pilot else None
         found.append(Row(verdict, pilot, sizing.pilot(test, reg.views, f.pilot_seeds, *args)))
     return found
 
@@ -155,15 +155,15 @@ def _now(row: Row) -> str:
 
 def _said(row: Row) -> str:
     word, t = row.verdict.word, row.test
-    if word == confirm.WORDS[0]:
+    if word == retest.WORDS[0]:
         return f"{t.id} holds on seeds {seed_span(t.seeds)}"
-    if word.startswith(f"{confirm.WORDS[1]}:"):
+    if word.startswith(f"{retest.WORDS[1]}:"):
         return f"{t.id} does not hold: no difference as large as {margin_text(t)} on fresh seeds"
-    if word == confirm.WORDS[1]:
+    if word == retest.WORDS[1]:
         return f"{t.id} does not hold: the opposite shows on seeds {seed_span(t.seeds)}"
-    if word.startswith(confirm.WORDS[2]):
+    if word.startswith(retest.WORDS[2]):
         return f"{t.id} is undecided on its {t.n} seeds ({word.removeprefix('not decided ')})"
-    if word.startswith(confirm.WORDS[3]):
+    if word.startswith(retest.WORDS[3]):
         return f"{t.id}: nothing new yet, {word}"
     return f"{t.id} cannot be decided within the budget (needs n = {t.n} per variant)"
 

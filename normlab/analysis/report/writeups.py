@@ -10,7 +10,7 @@ from normlab.analysis.report.views import Inputs
 
 
 def judge_all(inputs: Inputs) -> list[cl.Verdict]:
-    """Version 1's verdicts, on seeds 0–2 only (normlab.analysis.pinned)."""
+    """Version 1's verdicts, on seeds 0–2 only (normlab.analysis.claims.pinned)."""
     pinned = [(claim, restrict(study) if study else None) for claim, study in inputs.claims]
     return [
         cl.judge(claim, study.runs, study.missing, not_run=study.not_run)

@@ -10,8 +10,8 @@ import yaml
 from test_claims import make_claim
 
 from helpers import confusion, fake_record, history
-from normlab.analysis.claims import confirm, measures, pinned
 from normlab.analysis.claims import judge as cl
+from normlab.analysis.claims import measures, pinned, retest
 from normlab.analysis.claims import registered as rg
 from normlab.analysis.claims import verdicts as vd
 from normlab.analysis.report import writeups
@@ -51,8 +51,8 @@ def view(runs: list[vd.Outcome]) -> StudyView:
     return StudyView("fake", "a fake study", runs[0].dataset, 6, seeds, variants, tuple(runs))
 
 
-def judge(test, runs: list[vd.Outcome]) -> confirm.Judged:
-    return confirm.judge(test, view(runs), ALPHA, POWER)
+def judge(test, runs: list[vd.Outcome]) -> retest.Judged:
+    return retest.judge(test, view(runs), ALPHA, POWER)
 
 
 def spread(centre: float, sd: float = 0.05) -> list[float]:

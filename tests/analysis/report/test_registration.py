@@ -8,7 +8,7 @@ import pytest
 from test_claims_v2 import accs, spread, v2, view
 
 from helpers import fake_record
-from normlab.analysis.claims import confirm, progress, schema, stats
+from normlab.analysis.claims import progress, retest, schema, stats
 from normlab.analysis.claims import registered as rg
 from normlab.analysis.claims import verdicts as vd
 from normlab.analysis.report import cli as report_cli
@@ -154,8 +154,8 @@ def test_the_committed_registration_is_judged_and_compared_with_its_pilot():
     reg = registration.prepare(done, report_cli.overrides.base_params(), schema.load().reported)
     for row in registration.judge_all(reg):
         word = row.verdict.word
-        assert word.startswith(confirm.WORDS), (row.test.id, word)
-        assert (word == confirm.WORDS[4]) == (not row.test.run)
+        assert word.startswith(retest.WORDS), (row.test.id, word)
+        assert (word == retest.WORDS[4]) == (not row.test.run)
         assert (row.pilot is None) == (row.test.study == "s002-cohort")
 
 

@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter
 from scipy import stats as sp
 
-from normlab.analysis.claims.confirm import LOWER, Judged
 from normlab.analysis.claims.measures import log_margin
+from normlab.analysis.claims.retest import LOWER, Judged
 from normlab.analysis.report.figures import canvas
 
 REACHES_UNIT = 0.1  # points: MNIST's accuracy margin (studies/claims-v2.yaml's header)

@@ -11,7 +11,7 @@ A family is Holm-adjusted. The words:
 - **contradicted**: some pair's 95 % CI lies wholly on the wrong side (adjusted);
 - **contradicted: equivalent within ±m**: some pair shows no difference as large as the margin;
 - **not decided (needs n = …)**: none of these, with the seeds per variant that would decide it
-  at the spread these runs show (normlab.analysis.sizing);
+  at the spread these runs show (normlab.analysis.claims.sizing);
 - **waiting for runs (k of n records)** and **not run** (registered with `run: false`).
 
 higher-throughout is an intersection–union test: a pair's p for the claim is its largest over
@@ -30,7 +30,6 @@ from scipy import stats as sp
 from normlab.analysis.claims import lines, sizing, stats
 from normlab.analysis.claims import verdicts as vd
 from normlab.analysis.claims.measures import log_margin, per_epoch, value, values
-from normlab.analysis.report.views import StudyView
 
 WORDS = ("supported", "contradicted", "not decided", "waiting for runs", "not run")
 LOWER = ("steadier", "learns-faster", "narrower-gap-abs")  # the claim: A's number is lower
@@ -164,7 +163,7 @@ def _waiting(test: Any, runs: Sequence[vd.Outcome], seeds: Sequence[int]) -> str
 
 
 def judge(
-    test: Any, view: StudyView | None, alpha: float, target: float, effects: dict | None = None
+    test: Any, view: Any | None, alpha: float, target: float, effects: dict | None = None
 ) -> Judged:
     """The verdict on one test, on exactly its registered seeds."""
     if not test.run:
@@ -174,7 +173,7 @@ def judge(
 
 def on_seeds(
     test: Any,
-    view: StudyView | None,
+    view: Any | None,
     seeds: Sequence[int],
     alpha: float,
     target: float,
