@@ -9,8 +9,8 @@ Plan options: --file F, --study S (repeatable), --profile P, --epochs N, --set k
 `run` skips every planned run whose identity key already has a record anywhere under
 results/ and trains the rest, N at a time, one worker process each (normlab.analysis.runner);
 an interrupted study rerun with the same command resumes where it stopped. `--shard I/N`
-takes the I-th of N disjoint slices of the plan, so N machines can share a study and merge
-their records through git. `plan` lists the runs, which are done, and an estimate of the time
+takes the I-th of N disjoint slices of equal cost (normlab.analysis.cost), so N machines can
+share a study and merge their records through git. `plan` lists the runs, which are done, and an estimate of the time
 the rest take from the seconds of similar records. `verify` retrains the run behind one record
 and says how its numbers compare with it (normlab.analysis.verify).
 """
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument(
             "--shard",
             metavar="I/N",
-            help="only the I-th of N disjoint slices of the plan (1-based)",
+            help="only the I-th of N disjoint slices of the plan, of equal cost (1-based)",
         )
         sub.add_argument("--variant", action="append", help="only this variant (repeatable)")
         sub.add_argument("--seed", action="append", type=int, help="only this seed (repeatable)")
