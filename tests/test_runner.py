@@ -17,6 +17,9 @@ from conftest import copy_code, params_dict, stage_env, write_dataset
 from normlab import config
 from normlab.analysis import estimates, records, runner, studies, worker
 from normlab.analysis import study as cli
+from normlab.analysis.leases import Leases
+from normlab.analysis.live import View
+from normlab.analysis.sharing import Share
 from normlab.errors import NormlabError
 from test_records import record_dict
 
@@ -191,6 +194,16 @@ class _Exited:
         self.returncode = code
 
 
+def _runner(
+    folder: Path, runs: list, out: io.StringIO, known: list | None = None, **options
+) -> runner.Runner:
+    """A runner with its own lease, progress and results folders, saying what it does to `out`."""
+    view = View(out, None)
+    the_leases, results = Leases(folder / "leases"), folder / "results"
+    share = Share(the_leases, known or [], view.say, folder / "progress", results)
+    return runner.Runner(runs, share, 2, host=HOST, view=view, **options)
+
+
 @pytest.mark.parametrize(
     "code, attempt, retried, reason",
     [
@@ -201,33 +214,33 @@ class _Exited:
     ],
 )
 def test_a_dead_worker_is_retried_once_unless_it_stopped_on_a_user_error(
-    code, attempt, retried, reason
+    code, attempt, retried, reason, tmp_path
 ):
     out = io.StringIO()
-    work = runner.Runner([], [], jobs=2, commit=False, logs=None, out=out, host=HOST)
-    work.finish(runner.Active(_run(), attempt, _Exited(code), time.monotonic(), None), code)
+    work = _runner(tmp_path, [], out)
+    log = tmp_path / "t-bn-s0.log"
+    work.finish(runner.Active(_run(), attempt, _Exited(code), time.monotonic(), log), code)
     assert (list(work.pending) == [(_run(), 2)]) is retried
     assert (work.failed == ["t/bn/s0"]) is not retried
     assert reason in out.getvalue() and out.getvalue().count("\n") == 1
 
 
-def test_after_the_deadline_no_run_starts_and_the_rest_are_named():
+def test_after_the_deadline_no_run_starts_and_the_rest_are_named(tmp_path):
     out = io.StringIO()
-    late = runner.Runner([_run(0), _run(1)], [], 2, False, None, out, HOST, time.monotonic() - 1)
+    late = _runner(tmp_path, [_run(0), _run(1)], out, deadline=time.monotonic() - 1)
     assert late.run() == [] and late.started == 0
     assert out.getvalue() == (
         "deadline: 2 runs not started, as none would end before it (rerun to continue)\n"
     )
 
 
-def test_before_the_deadline_only_runs_that_should_end_by_then_start():
+def test_before_the_deadline_only_runs_that_should_end_by_then_start(tmp_path):
     known = [records.validate(record_dict(_run().params), "a")]  # prices _run(n) at 252.5 s
     other = config.parse(params_dict({"train.model": "cnn-pad"})).model_dump()
     unpriced = studies.PlannedRun("t", "x", 0, {}, other, records.identity(other), Path("x"))
     soon = time.monotonic() + 100
-    work = runner.Runner(
-        [_run(1), unpriced, _run(2)], known, 2, False, None, io.StringIO(), HOST, soon
-    )
+    runs = [_run(1), unpriced, _run(2)]
+    work = _runner(tmp_path, runs, io.StringIO(), known, deadline=soon)
     assert work.next_run() == (unpriced, 1)  # no price: it may start; the two long ones wait
     assert work.next_run() is None and len(work.pending) == 2
     work.deadline = time.monotonic() + 300
@@ -332,11 +345,12 @@ def test_a_run_that_diverges_writes_a_divergence_record_and_is_not_retrained(
     last = git("log", "-1", "--format=%s", "--name-only", cwd=repo).stdout.split()
     assert last == ["record:", "t/bn/s0:", "diverged", "results/t/runs/t/bn/s0.diverged.json"]
     # the worker exited 2 with loop.fit's one line, having written the divergence record
-    assert "diverged t/bn/s0 after" in first.stdout and "(exit 2); " in first.stdout
-    assert (
-        first.stderr.startswith("error: diverged at epoch 1, step")
-        and first.stderr.count("\n") == 1
-    )
+    assert "diverged t/bn/s0 after" in first.stdout
+    assert "(exit 2: error: diverged at epoch 1, step" in first.stdout  # its log's last line
+    (log,) = (repo / ".normlab/logs").glob("*/t-bn-s0.log")
+    lines = log.read_text().splitlines()
+    assert lines[-1].startswith("error: diverged at epoch 1, step") and "Traceback" not in lines
+    assert first.stderr == ""
     assert "0/1 runs have records under results/t/runs; diverged: t/bn/s0" in first.stdout
     path = repo / "results/t/runs/t/bn/s0.diverged.json"
     gone = records.read(path, records.Diverged)
@@ -362,7 +376,7 @@ def test_a_worker_that_wrote_a_divergence_record_is_reported_diverged_not_failed
     out = io.StringIO()
     run = dataclasses.replace(_run(), path=tmp_path / "s0.json")
     records.diverged_path(run.path).write_text("{}")
-    work = runner.Runner([], [], jobs=1, commit=False, logs=None, out=out, host=HOST)
-    work.finish(runner.Active(run, 1, _Exited(2), time.monotonic(), None), 2)
+    work = _runner(tmp_path, [], out)
+    work.finish(runner.Active(run, 1, _Exited(2), time.monotonic(), tmp_path / "log"), 2)
     assert work.failed == [] and work.diverged == ["t/bn/s0"] and not work.pending
     assert "diverged t/bn/s0" in out.getvalue() and "delete it to retry" in out.getvalue()

@@ -10,21 +10,30 @@ Plan options: --file F, --study S (repeatable), --profile P, --epochs N, --set k
 results/ and trains the rest, N at a time, one worker process each (normlab.analysis.runner);
 an interrupted study rerun with the same command resumes where it stopped. `--shard I/N`
 takes the I-th of N disjoint slices of equal cost (normlab.analysis.cost), so N machines can
-share a study and merge their records through git. `plan` lists the runs, which are done, and an estimate of the time
-the rest take from the seconds of similar records. `verify` retrains the run behind one record
-and says how its numbers compare with it (normlab.analysis.verify).
+share a study and merge their records through git. `plan` lists the runs, which are done, and
+an estimate of the time the rest take from the seconds of similar records. `verify` retrains
+the run behind one record and says how its numbers compare with it (normlab.analysis.verify).
 """
 
 import argparse
 import json
 import re
 import sys
-import time
 from pathlib import Path
 from typing import get_args
 
-from normlab import checkpoint, config
-from normlab.analysis import estimates, overrides, records, runner, studies, verify
+from normlab import config
+from normlab.analysis import (
+    estimates,
+    leases,
+    live,
+    overrides,
+    progress,
+    records,
+    runner,
+    studies,
+    verify,
+)
 from normlab.analysis.pick import pick
 from normlab.analysis.records import Record
 from normlab.analysis.studies import Plan, PlannedRun
@@ -148,8 +157,8 @@ def check_room(runs: list[PlannedRun]) -> None:
 
 
 def run(the_plan: Plan, args: argparse.Namespace) -> int:
-    """Train what the plan (or the part picked) lacks; exit code 0 if every run has a record."""
-    jobs, commit = args.jobs, args.commit
+    """Train what the plan (or the part picked) lacks, and nobody else holds; exit code 0 if
+    every run has a record (its own or another runner's)."""
     runs, sliced = _sliced(the_plan, args)
     known = _known()
     left = todo(runs, known, _diverged())
@@ -158,13 +167,20 @@ def run(the_plan: Plan, args: argparse.Namespace) -> int:
     here = host()
     print(
         f"{len(the_plan.runs)} runs planned{sliced}: {len(runs) - len(left)} have records, "
-        f"{len(left)} to train, {jobs} at a time; {estimates.eta(left, known, jobs, here)}"
+        f"{len(left)} to train, {args.jobs} at a time; "
+        f"{estimates.eta(left, known, args.jobs, here)}"
         + (f"; {_diverged_text(before)}, not retrained" if before else ""),
         flush=True,
     )
-    logs = checkpoint.cache_dir() / "logs" / time.strftime("%Y%m%d-%H%M%S") if jobs > 1 else None
     failed = runner.run_all(
-        left, known, jobs=jobs, commit=commit, logs=logs, host=here, seconds=args.deadline
+        left,
+        known,
+        jobs=args.jobs,
+        commit=args.commit,
+        host=here,
+        seconds=args.deadline,
+        expiry_s=args.lease_expiry,
+        done_before=len({r.key for r in runs}) - len(left),
     )
     diverged = _diverged_runs(runs, known)  # `known` now holds the new records too
     done = records.done(known)
@@ -249,6 +265,14 @@ def main(argv: list[str] | None = None) -> None:
                 help="git-commit each record (only its files) as it lands",
             )
             sub.add_argument(
+                "--lease-expiry",
+                type=parse_duration,
+                default=leases.EXPIRY_S,
+                metavar="DURATION",
+                help="a run whose lease has had no heartbeat for this long is taken over "
+                "(default: 5m; give every runner sharing the checkout the same)",
+            )
+            sub.add_argument(
                 "--deadline",
                 type=parse_duration,
                 metavar="DURATION",
@@ -256,6 +280,10 @@ def main(argv: list[str] | None = None) -> None:
                 "90s (priced from similar records, as the ETA; a run with none starts until "
                 "then; a rerun continues): for a session's end or a machine lent for a while",
             )
+    watch = commands.add_parser(
+        "status", help="the runners and running runs of this checkout (its .normlab/progress/)"
+    )
+    watch.add_argument("--follow", action="store_true", help="keep it up to date, as make study")
     check = commands.add_parser("verify", help="retrain the run behind a record and compare")
     check.add_argument("record", type=Path, help="e.g. results/runs/norms/bn/s0.json")
     check.add_argument(
@@ -266,6 +294,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "verify":
         sys.exit(verify.verify(args.record, args.device))
+    if args.command == "status":
+        live.status(progress.FOLDER, args.follow, sys.stdout)
+        return
     if args.jobs < 1:
         raise NormlabError(f"--jobs {args.jobs}: must be at least 1")
     the_plan = plan_from_args(args)

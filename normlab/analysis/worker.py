@@ -8,11 +8,19 @@ calls `work` directly. A run that loop.fit stops as diverged gets a divergence r
 (`s<seed>.diverged.json`, records.Diverged) instead, and the worker still exits 2. The run
 trains from its per-epoch checkpoint in normlab's cache (`checkpoint.cache_path`) when one is
 there, so a killed worker's run resumes on its restart.
+
+Started by a runner, a worker also keeps its run's progress file and lease fresh
+(progress.Tracker), and writes the record only while its lease is still its runner's: a run
+another runner took over (its lease expired) is recorded by that one; this worker exits 3.
 """
 
+import dataclasses
 import json
+import socket
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,10 +29,14 @@ import numpy as np
 import torch
 
 from normlab import checkpoint, config, data, device, fetch, outputs, plots, run
-from normlab.analysis import records
+from normlab.analysis import leases, records
+from normlab.analysis.leases import Lease
+from normlab.analysis.progress import EVERY_S, Tracker
 from normlab.analysis.records import Diverged, Record
 from normlab.errors import NormlabError, run_stage
 from normlab.prepare import Prepared, prepare
+
+LEASE_LOST = 3  # exit code: another runner took the run over; this one wrote no record
 
 
 class DivergedRun(NormlabError):
@@ -49,6 +61,20 @@ class Job:
     # Set when the job starts (not when its record is written): which code trained it, from when.
     code: str = field(default_factory=lambda: code_version())
     started: str = field(default_factory=lambda: now())
+    # From a runner: the run's lease (file and token), its progress file, and how often to
+    # refresh both (None: a worker on its own, e.g. `verify`'s, keeps neither).
+    lease: str | None = None
+    token: str | None = None
+    progress: str | None = None
+    beat_s: float = EVERY_S
+
+    @property
+    def label(self) -> str:
+        return f"{self.study}/{self.variant}/s{self.seed}"
+
+
+class LeaseLost(NormlabError):
+    """The run's lease expired and another runner holds it now: it records the run."""
 
 
 def _git(*args: str) -> str | None:
@@ -138,14 +164,25 @@ def _diverged(job: Job, params: config.Params, prep: Prepared, error: str) -> Di
     return Diverged.model_validate({**_run_fields(job, params, prep), "error": error})
 
 
-def work(job: Job) -> tuple[Record, np.ndarray | None]:
+def _tracked(prep: Prepared, params: config.Params, tracker: Tracker | None) -> Prepared:
+    """`prep` with a batcher that counts the training steps for `tracker`; the same otherwise
+    (the batcher is called once per step: loop.fit needs no hook of its own)."""
+    if tracker is None:
+        return prep
+    steps = len(prep.train.labels) // params.recipe.batch_size
+    return dataclasses.replace(prep, batcher=tracker.batcher(prep.batcher, steps))
+
+
+def work(job: Job, tracker: Tracker | None = None) -> tuple[Record, np.ndarray | None]:
     """Train and score one run; return its record and, for a dataset the repo does not ship,
-    the misclassified test images (the grid must be redrawable from the repo alone)."""
+    the misclassified test images (the grid must be redrawable from the repo alone).
+    `tracker`, if given, is told every step and every epoch."""
     params = config.Params.model_validate(job.params)
     prep = prepare(params)
     saved = checkpoint_of(job)
+    log = None if tracker is None else tracker.epoch
     try:
-        fitted = run.train(params, prep, saved)
+        fitted = run.train(params, _tracked(prep, params, tracker), saved, log)
     except NormlabError as err:  # a run that diverged is a result: say so in a record of it
         if str(err).startswith("diverged"):
             raise DivergedRun(str(err), _diverged(job, params, prep, str(err))) from None
@@ -187,8 +224,37 @@ def work(job: Job) -> tuple[Record, np.ndarray | None]:
     return record, prep.test.images[index].cpu().numpy()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of a worker: train the job's run, write its record, drop its checkpoint."""
+def tracker_of(job: Job) -> Tracker | nullcontext:
+    """The job's progress tracker (a no-op context when no runner asked for one)."""
+    if job.progress is None:
+        return nullcontext()
+    about = {
+        "label": job.label,
+        "record": job.record,
+        "host": socket.gethostname(),
+        "runner": job.token,
+        "started": job.started,
+    }
+    lease = Lease(Path(job.lease), job.token or "") if job.lease else None
+    epochs = job.params["recipe"]["epochs"]
+    return Tracker(Path(job.progress), about, epochs, lease, job.beat_s)
+
+
+def check_lease(job: Job) -> None:
+    """Before a record is written: the run must still be this runner's (see leases.held)."""
+    if job.lease and not leases.held(Lease(Path(job.lease), job.token or "")):
+        raise LeaseLost(
+            f"{job.label}: lease {job.lease} expired and another runner took the run over; "
+            "it writes the record (no record written here)"
+        )
+
+
+Train = Callable[[Job, Tracker | None], tuple[Record, np.ndarray | None]]
+
+
+def main(argv: list[str] | None = None, train: Train = work) -> None:
+    """Entry point of a worker: train the job's run, write its record, drop its checkpoint.
+    `train` is `work` but in tests, which stand in a worker that only pretends to train."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         raise NormlabError("usage: python -m normlab.analysis.worker '<job as JSON>'")
@@ -196,12 +262,25 @@ def main(argv: list[str] | None = None) -> None:
     checkpoint.prune()  # abandoned runs' checkpoints, as the train stage does
     ensure_data(job.params["dataset"])
     try:
-        record, images = work(job)
+        with tracker_of(job) as tracker:
+            _train_and_record(job, train, tracker)
+    except LeaseLost as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(LEASE_LOST)
+    if job.lease:
+        leases.release(Lease(Path(job.lease), job.token or ""))
+
+
+def _train_and_record(job: Job, train: Train, tracker: Tracker | None) -> None:
+    try:
+        record, images = train(job, tracker)
     except DivergedRun as err:  # planning counts it done, the report names it
+        check_lease(job)
         path = records.write_diverged(records.diverged_path(Path(job.record)), err.diverged)
         checkpoint_of(job).remove()
         print(f"wrote {path}", flush=True)
         raise NormlabError(str(err)) from None
+    check_lease(job)
     records.write(Path(job.record), record, images)
     checkpoint_of(job).remove()
     print(f"wrote {job.record}: final acc {record.final.acc:.2f} %", flush=True)
