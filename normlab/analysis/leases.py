@@ -85,8 +85,9 @@ def _file(folder: Path, rid: str, number: int) -> Path:
     return folder / f"{rid}.{number}.lease"
 
 
-def _gone(holder: dict) -> bool:
-    """Whether a lease's runner was on this host and its process has ended."""
+def ended(holder: dict) -> bool:
+    """Whether a holder (a lease's runner, a progress file's writer: `host` and `pid`) was on
+    this host and its process has ended."""
     if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
         return False
     try:
@@ -138,7 +139,7 @@ class Leases:
         except FileNotFoundError:  # released meanwhile
             return None
         content = read(path)
-        return None if age > self.expiry_s or _gone(content) else content
+        return None if age > self.expiry_s or ended(content) else content
 
     def holder(self, key: str, now: float | None = None) -> dict | None:
         """Who holds the run's live lease ({} while being written); None if nobody does."""

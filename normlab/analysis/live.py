@@ -74,9 +74,8 @@ def snapshot(folder: Path) -> tuple[list[str], list[tuple[str, ...]]]:
     starting = {label for r in found for label in r["running"] if label not in shown}
     runs += [(label, "starting", *["-"] * (len(COLUMNS) - 2)) for label in sorted(starting)]
     if not runners:
-        runners = [
-            "no runner is writing here" + (" (a worker is: its runner died?)" if runs else "")
-        ]
+        orphans = " (a worker is: its runner died?)" if runs else ""
+        runners = [f"no runner is writing in {folder}{orphans}"]
     return runners, runs
 
 
@@ -116,7 +115,7 @@ class View:
         terminal: bool | None = None,
         every_s: float | None = None,
     ):
-        self.console = Console(file=out, highlight=False, soft_wrap=True)
+        self.console = Console(file=out, highlight=False, force_terminal=terminal)
         self.out, self.folder = out, folder
         self.terminal = self.console.is_terminal if terminal is None else terminal
         self.every_s = every_s or (REFRESH_S if self.terminal else LINES_EVERY_S)
@@ -135,7 +134,7 @@ class View:
 
     def say(self, line: str) -> None:
         if self.live is not None:
-            self.live.console.print(line, markup=False)
+            self.live.console.print(line, markup=False, soft_wrap=True)
         else:
             print(line, file=self.out, flush=True)
 
@@ -150,7 +149,7 @@ class View:
             print(plain(self.folder), file=self.out, flush=True)
 
 
-def status(folder: Path, follow: bool, out: TextIO) -> None:
+def status(follow: bool, out: TextIO, folder: Path = progress.FOLDER) -> None:
     """`study status`: the snapshot once; with `follow`, kept up to date until Ctrl-C."""
     if not follow:
         print(plain(folder), file=out)

@@ -56,13 +56,14 @@ def read(folder: Path, kind: str) -> list[dict[str, Any]]:
 
 
 def remove_stale(folder: Path, older_s: float) -> None:
-    """Delete progress files nobody has written for `older_s`: their writers are gone."""
+    """Delete the progress files of runners and workers that are gone: not rewritten for
+    `older_s`, or written by a process of this host that has ended."""
     if not folder.is_dir():
         return
     now = leases.server_now(folder)
     for path in folder.glob("*.json"):
-        with contextlib.suppress(FileNotFoundError):
-            if now - path.stat().st_mtime > older_s:
+        with contextlib.suppress(OSError, ValueError):
+            if now - path.stat().st_mtime > older_s or leases.ended(json.loads(path.read_text())):
                 path.unlink()
 
 

@@ -107,6 +107,7 @@ class Share:
             return
         for lease, _ in self.held.values():
             leases.beat(lease)
+        progress.remove_stale(self.folder, self.leases.expiry_s)  # of runners that died
         about = {"host": socket.gethostname(), "pid": os.getpid()}
         write_json(self.summary_path(), {**about, **summary(), "heartbeat": progress.utc_now()})
         self.beat_at = time.monotonic() + leases.beat_every(self.leases.expiry_s)

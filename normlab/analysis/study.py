@@ -3,16 +3,21 @@
     python -m normlab.analysis.study run    [plan options] [--jobs N] [--shard I/N] [--commit]
     python -m normlab.analysis.study plan   [plan options] [--jobs N] [--shard I/N]
     python -m normlab.analysis.study verify results/runs/norms/bn/s0.json
+    python -m normlab.analysis.study show   results/runs/norms/bn/s0.json
+    python -m normlab.analysis.study status [--follow]
 
 Plan options: --file F, --study S (repeatable), --profile P, --epochs N, --set key=value.
 
 `run` skips every planned run whose identity key already has a record anywhere under
-results/ and trains the rest, N at a time, one worker process each (normlab.analysis.runner);
-an interrupted study rerun with the same command resumes where it stopped. `--shard I/N`
+results/ and trains the rest, N at a time, one worker process each (normlab.analysis.runner),
+under leases shared with any other runner of the checkout (normlab.analysis.leases), showing
+them live (normlab.analysis.live); an interrupted study rerun with the same command resumes
+where it stopped. `--shard I/N`
 takes the I-th of N disjoint slices of equal cost (normlab.analysis.cost), so N machines can
 share a study and merge their records through git. `plan` lists the runs, which are done, and
 an estimate of the time the rest take from the seconds of similar records. `verify` retrains
-the run behind one record and says how its numbers compare with it (normlab.analysis.verify).
+the run behind one record and says how its numbers compare with it (normlab.analysis.verify);
+`show` prints one (normlab.analysis.show); `status` is the live view from another terminal.
 """
 
 import argparse
@@ -23,17 +28,8 @@ from pathlib import Path
 from typing import get_args
 
 from normlab import config
-from normlab.analysis import (
-    estimates,
-    leases,
-    live,
-    overrides,
-    progress,
-    records,
-    runner,
-    studies,
-    verify,
-)
+from normlab.analysis import estimates, live, overrides, records, runner, show, studies, verify
+from normlab.analysis.leases import EXPIRY_S
 from normlab.analysis.pick import pick
 from normlab.analysis.records import Record
 from normlab.analysis.studies import Plan, PlannedRun
@@ -267,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
             sub.add_argument(
                 "--lease-expiry",
                 type=parse_duration,
-                default=leases.EXPIRY_S,
+                default=EXPIRY_S,
                 metavar="DURATION",
                 help="a run whose lease has had no heartbeat for this long is taken over "
                 "(default: 5m; give every runner sharing the checkout the same)",
@@ -280,10 +276,10 @@ def main(argv: list[str] | None = None) -> None:
                 "90s (priced from similar records, as the ETA; a run with none starts until "
                 "then; a rerun continues): for a session's end or a machine lent for a while",
             )
-    watch = commands.add_parser(
-        "status", help="the runners and running runs of this checkout (its .normlab/progress/)"
-    )
-    watch.add_argument("--follow", action="store_true", help="keep it up to date, as make study")
+    watch = commands.add_parser("status", help="what runs now in this checkout, as make study")
+    watch.add_argument("--follow", action="store_true", help="keep it up to date")
+    look = commands.add_parser("show", help="a record's numbers and curve; its TSVs for dvc plots")
+    look.add_argument("record", type=Path, help="e.g. results/runs/norms/bn/s0.json")
     check = commands.add_parser("verify", help="retrain the run behind a record and compare")
     check.add_argument("record", type=Path, help="e.g. results/runs/norms/bn/s0.json")
     check.add_argument(
@@ -295,8 +291,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "verify":
         sys.exit(verify.verify(args.record, args.device))
     if args.command == "status":
-        live.status(progress.FOLDER, args.follow, sys.stdout)
-        return
+        return live.status(args.follow, sys.stdout)
+    if args.command == "show":
+        return show.show(args.record, sys.stdout)
     if args.jobs < 1:
         raise NormlabError(f"--jobs {args.jobs}: must be at least 1")
     the_plan = plan_from_args(args)
