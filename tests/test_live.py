@@ -83,7 +83,7 @@ def _files(folder):
             "jobs": 2,
             "done": 3,
             "total": 8,
-            "running": ["norms/bn/s0", "norms/gn/s1"],
+            "running": {"norms/bn/s0": 4567, "norms/gn/s1": 4568},
             "waiting": 1,
             "failed": [],
             "eta": "ETA 4 min",
@@ -118,7 +118,15 @@ def test_status_shows_each_runner_and_each_running_run_from_the_files(tmp_path):
     row = lines[3].split()  # (20 - 3 - 412/937) epochs × 31 s = 8.6 min
     assert row[:8] == ["norms/bn/s0", "3/20", "(resumed", "at", "2)", "412/937", "98.12", "%"]
     assert row[8:14] == ["31.0", "9", "min", "host-b", "pid", "4567"]
-    assert lines[4].split()[:2] == ["norms/gn/s1", "starting"]
+    assert lines[4].split() == [
+        "norms/gn/s1",
+        "starting",
+        *"- - - -".split(),
+        "host-a",
+        "pid",
+        "4568",
+        "-",
+    ]
 
 
 def test_a_silent_runner_or_run_is_marked(tmp_path):

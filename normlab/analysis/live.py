@@ -71,8 +71,13 @@ def snapshot(folder: Path) -> tuple[list[str], list[tuple[str, ...]]]:
     runners = [runner_line(r) for r in found]
     runs = sorted(run_row(r) for r in progress.read(folder, "run"))
     shown = {row[0] for row in runs}
-    starting = {label for r in found for label in r["running"] if label not in shown}
-    runs += [(label, "starting", *["-"] * (len(COLUMNS) - 2)) for label in sorted(starting)]
+    starting = sorted(
+        (label, f"{r['host']} pid {pid}")  # its worker has not written its progress file yet
+        for r in found
+        for label, pid in r["running"].items()
+        if label not in shown
+    )
+    runs += [(label, "starting", "-", "-", "-", "-", where, "-") for label, where in starting]
     if not runners:
         orphans = " (a worker is: its runner died?)" if runs else ""
         runners = [f"no runner is writing in {folder}{orphans}"]

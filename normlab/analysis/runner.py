@@ -238,7 +238,7 @@ class Runner:
             "jobs": self.jobs,
             "done": self.done_before + done,
             "total": self.done_before + self.total,
-            "running": [a.run.label for a in self.active],
+            "running": {a.run.label: a.process.pid for a in self.active},  # workers' pids
             "waiting": self.waiting,
             "failed": self.failed,
             "eta": eta(self.left(), self.known, self.jobs, self.host),
