@@ -219,11 +219,28 @@ def test_a_dead_worker_is_retried_once_unless_it_stopped_on_a_user_error(
 ):
     out = io.StringIO()
     work = _runner(tmp_path, [], out)
+    assert work.share.take(_run(), work.share.clock()) == "taken"
     log = tmp_path / "t-bn-s0.log"
     work.finish(runner.Active(_run(), attempt, _Exited(code), time.monotonic(), log), code)
     assert (list(work.pending) == [(_run(), 2)]) is retried
     assert (work.failed == ["t/bn/s0"]) is not retried
     assert reason in out.getvalue() and out.getvalue().count("\n") == 1
+    assert work.share.holds("t/bn/s0") is retried  # kept for the retry, else given back
+
+
+def test_a_dead_worker_whose_run_was_taken_over_meanwhile_is_not_retried(tmp_path):
+    out = io.StringIO()
+    work = _runner(tmp_path, [], out)
+    work.share.take(_run(), work.share.clock())
+    (lease,) = (tmp_path / "leases").glob("*.lease")
+    os.utime(lease, (time.time() - 1000, time.time() - 1000))  # its heartbeat stopped
+    assert Leases(tmp_path / "leases").take(_run().key, "t/bn/s0") is not None  # taken over
+    code = -signal.SIGKILL
+    work.finish(runner.Active(_run(), 1, _Exited(code), time.monotonic(), tmp_path / "l"), code)
+    assert not work.pending and not work.failed
+    assert out.getvalue() == (
+        "lost t/bn/s0: its worker died and another runner took the run over\n"
+    )
 
 
 def test_after_the_deadline_no_run_starts_and_the_rest_are_named(tmp_path):

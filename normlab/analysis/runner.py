@@ -164,7 +164,10 @@ class Runner:
             if self.commit:  # a result too: a clone must not train it again to learn that
                 commit_record([marker], f"record: {run.label}: diverged", self.say)
             return
-        if code != USER_ERROR and slot.attempt == 1:  # its lease stays held for the retry
+        if code != USER_ERROR and slot.attempt == 1 and not self.share.holds(run.label):
+            self.share.lost(run.label)
+            self.say(f"lost {run.label}: its worker died and another runner took the run over")
+        elif code != USER_ERROR and slot.attempt == 1:  # its lease stays held for the retry
             self.say(
                 f"worker for {run.label} died after {seconds:.0f} s ({reason}); "
                 "starting it once more"

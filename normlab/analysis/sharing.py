@@ -97,6 +97,10 @@ class Share:
         if lease is not None and leases.release(lease):
             progress.run_path(self.folder, key).unlink(missing_ok=True)
 
+    def holds(self, label: str) -> bool:
+        """Whether this runner still holds the run's lease (no other runner took it over)."""
+        return label in self.held and leases.held(self.held[label][0])
+
     def lost(self, label: str) -> None:
         """Another runner took the run over: its lease and progress file are that one's."""
         self.held.pop(label, None)
