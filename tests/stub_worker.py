@@ -4,7 +4,7 @@ training that takes STUB_EPOCH_S seconds an epoch, keeps a JSON checkpoint in no
 after each epoch (so a killed run resumes from it), and appends `label epoch pid` to
 $NORMLAB_CACHE/trained.txt for each epoch it trained.
 
-Runners use it when started as `python -c "<set runner.WORKER = 'stub_worker'>; …"` with this
+Runners use it when started as `python -c "<processes.WORKER = 'stub_worker'>; …"` with this
 folder on PYTHONPATH (test_sharing.start_runner).
 """
 

@@ -22,8 +22,8 @@ from test_runner import checkpoints, env_for, study_text, tiny_repo
 
 TESTS = Path(__file__).parent
 LAUNCH = (
-    "import sys; from normlab.analysis import runner, study; from normlab.errors import run_stage;"
-    " runner.WORKER = {worker!r}; run_stage(lambda: study.main(sys.argv[1:]))"
+    "import sys; from normlab.analysis import processes, study; from normlab.errors import "
+    "run_stage; processes.WORKER = {worker!r}; run_stage(lambda: study.main(sys.argv[1:]))"
 )
 
 

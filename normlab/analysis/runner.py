@@ -18,15 +18,12 @@ done, one whose lease expired it takes over. Workers log to .normlab/logs/ and k
 files that the live view (normlab.analysis.live) draws.
 """
 
-import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from normlab import checkpoint
@@ -36,6 +33,7 @@ from normlab.analysis.cost import longest_first
 from normlab.analysis.estimates import estimate, eta
 from normlab.analysis.leases import Leases
 from normlab.analysis.live import View
+from normlab.analysis.processes import Active, exit_reason, last_line, spawn
 from normlab.analysis.records import Record
 from normlab.analysis.sharing import Share
 from normlab.analysis.studies import PlannedRun
@@ -44,42 +42,7 @@ from normlab.analysis.worker import LEASE_LOST, Job, ensure_data
 USER_ERROR = 2  # run_stage's exit code for a NormlabError: deterministic, not worth a retry
 POLL_S = 0.2
 LOOK_S = 2.0  # with only runs others hold left, look for one recorded or expired this often
-WORKER = "normlab.analysis.worker"  # the module each worker runs
 LOGS = Path(".normlab/logs")  # worker logs, a folder per runner: in the checkout, for any host
-
-
-@dataclass
-class Active:
-    run: PlannedRun
-    attempt: int
-    process: subprocess.Popen
-    started: float
-    log: Path
-
-
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit {code}"
-
-
-def _last_line(log: Path) -> str:
-    if not log.exists():
-        return ""
-    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    return f": {lines[-1].strip()}" if lines else ""
-
-
-def spawn(job: Job, log: Path) -> subprocess.Popen:
-    """Start a worker for `job`, its output to `log` (the terminal is the live view's)."""
-    args = [sys.executable, "-m", WORKER, json.dumps(asdict(job))]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as sink:
-        return subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env=env)
 
 
 class Runner:
@@ -150,9 +113,9 @@ class Runner:
             return
         if code == LEASE_LOST:  # a stall outlived its lease: the runner that took it records it
             self.share.lost(run.label)
-            self.say(f"lost {run.label} after {seconds:.0f} s{_last_line(slot.log)}")
+            self.say(f"lost {run.label} after {seconds:.0f} s{last_line(slot.log)}")
             return
-        reason = _exit_reason(code) + _last_line(slot.log)
+        reason = exit_reason(code) + last_line(slot.log)
         marker = records.diverged_path(run.path)
         if code == USER_ERROR and marker.exists():
             self.share.let_go(run.label)
