@@ -10,10 +10,10 @@ import sys
 import time
 
 from normlab.analysis import leases, live, progress
+from normlab.analysis import study as cli
 from normlab.analysis.leases import Leases
 from normlab.analysis.progress import Tracker
 from normlab.io import write_json
-from test_runner import study, tiny_repo
 
 
 def read(path):
@@ -165,12 +165,12 @@ def test_on_a_terminal_the_view_redraws_in_place_under_the_runners_lines(tmp_pat
     assert "\x1b[2K" in text  # erases the previous drawing (cursor control), draws anew
 
 
-def test_study_status_from_another_terminal(tmp_path):
-    repo = tiny_repo(tmp_path / "repo", "studies: {}\n")
-    _files(repo / ".normlab/progress")
-    shown = study(repo, "status")
-    assert shown.returncode == 0 and "runner host-a pid 12" in shown.stdout
-    assert shown.stdout.count("norms/bn/s0") == 1
+def test_study_status_from_another_terminal(tmp_path, monkeypatch, capsys):
+    _files(tmp_path / ".normlab/progress")
+    monkeypatch.chdir(tmp_path)  # the checkout
+    cli.main(["status"])
+    shown = capsys.readouterr().out
+    assert "runner host-a pid 12" in shown and shown.count("norms/bn/s0") == 1
 
 
 def test_stale_files_of_runners_that_died_are_removed(tmp_path):

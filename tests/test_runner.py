@@ -272,6 +272,11 @@ def test_a_deadline_reads_hours_minutes_and_seconds(text, seconds):
     assert cli.parse_duration(text) == seconds
 
 
+def test_a_lease_expiry_of_nothing_is_one_line():
+    with pytest.raises(NormlabError, match=r"^--lease-expiry: must be at least 1s \(default 5m\)$"):
+        cli.main(["run", "--lease-expiry", "0s"])
+
+
 def test_a_bad_deadline_is_one_line(capsys):
     with pytest.raises(SystemExit):
         cli.main(["run", "--deadline", "soon"])

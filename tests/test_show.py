@@ -10,8 +10,9 @@ import pytest
 from conftest import params_dict, sh
 from normlab import config
 from normlab.analysis import records, show
+from normlab.analysis import study as cli
+from normlab.errors import NormlabError
 from test_records import record_dict
-from test_runner import study, tiny_repo
 
 
 def _record(tmp_path, epochs: int = 3) -> records.Record:
@@ -60,15 +61,15 @@ def test_a_divergence_record_shows_its_error(tmp_path):
     )
 
 
-def test_a_missing_or_broken_record_is_one_line(tmp_path):
-    repo = tiny_repo(tmp_path / "repo", "studies: {}\n")
-    missing = study(repo, "show", "results/runs/norms/bn/s9.json")
-    assert missing.returncode == 2 and missing.stdout == ""
-    assert missing.stderr == "error: results/runs/norms/bn/s9.json: record not found\n"
-    (repo / "s0.json").write_text(json.dumps({"schema": 1}))
-    broken = study(repo, "show", "s0.json")
-    assert broken.returncode == 2 and broken.stderr.startswith("error: s0.json: missing key")
-    assert broken.stderr.count("\n") == 1
+def test_a_missing_or_broken_record_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NormlabError) as missing:  # run_stage prints it as one line, exit 2
+        cli.main(["show", "results/runs/norms/bn/s9.json"])
+    assert str(missing.value) == "results/runs/norms/bn/s9.json: record not found"
+    (tmp_path / "s0.json").write_text(json.dumps({"schema": 1}))
+    with pytest.raises(NormlabError) as broken:
+        cli.main(["show", "s0.json"])
+    assert str(broken.value).startswith("s0.json: missing key") and "\n" not in str(broken.value)
 
 
 @pytest.mark.e2e
