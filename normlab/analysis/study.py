@@ -155,8 +155,6 @@ def check_room(runs: list[PlannedRun]) -> None:
 def run(the_plan: Plan, args: argparse.Namespace) -> int:
     """Train what the plan (or the part picked) lacks, and nobody else holds; exit code 0 if
     every run has a record (its own or another runner's)."""
-    if args.lease_expiry < 1:  # every lease would look dead at once
-        raise NormlabError("--lease-expiry: must be at least 1s (default 5m)")
     runs, sliced = _sliced(the_plan, args)
     known = _known()
     left = todo(runs, known, _diverged())
@@ -298,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
         return show.show(args.record, sys.stdout)
     if args.jobs < 1:
         raise NormlabError(f"--jobs {args.jobs}: must be at least 1")
+    if args.command == "run" and args.lease_expiry < 1:  # every lease would look dead at once
+        raise NormlabError("--lease-expiry: must be at least 1s (default 5m)")
     the_plan = plan_from_args(args)
     if args.command == "plan":
         show_plan(the_plan, args)
