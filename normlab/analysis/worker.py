@@ -272,6 +272,8 @@ def main(argv: list[str] | None = None, train: Train = work) -> None:
 
 
 def _train_and_record(job: Job, train: Train, tracker: Tracker | None) -> None:
+    """Train, then write the record (or divergence record) if the run is still this runner's;
+    its checkpoint goes only then, since a runner that took the run over resumes from it."""
     try:
         record, images = train(job, tracker)
     except DivergedRun as err:  # planning counts it done, the report names it
