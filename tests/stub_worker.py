@@ -21,8 +21,6 @@ from normlab.errors import run_stage
 from normlab.io import write_json
 from test_records import record_dict
 
-STEPS = 10
-
 
 def pretend(job: worker.Job, tracker: Tracker | None) -> tuple[records.Record, None]:
     """Train `job` as a stand-in: its epochs from the checkpoint on, then its record."""
@@ -33,12 +31,12 @@ def pretend(job: worker.Job, tracker: Tracker | None) -> tuple[records.Record, N
         print(f"resuming from {saved}: {len(history)} of {epochs} epochs done", flush=True)
     for entry in history:
         tracker.epoch(entry)
-    step = tracker.batcher(lambda images, train: images, STEPS)
-    seconds = float(os.environ.get("STUB_EPOCH_S", "0.3"))
+    step = tracker.batcher(lambda images, train: images)
+    seconds, steps = float(os.environ.get("STUB_EPOCH_S", "0.3")), tracker.state["steps"]
     for epoch in range(len(history) + 1, epochs + 1):
-        for _ in range(STEPS):
+        for _ in range(steps):
             step(None, train=True)
-            time.sleep(seconds / STEPS)
+            time.sleep(seconds / steps)
         history.append({**record_dict(job.params)["history"][epoch - 1], "pid": os.getpid()})
         write_json(saved, history)
         with open(Path(os.environ["NORMLAB_CACHE"]) / "trained.txt", "a") as log:

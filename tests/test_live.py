@@ -22,10 +22,11 @@ def read(path):
 
 def test_a_worker_writes_its_step_epoch_and_accuracy_and_removes_its_file_at_the_end(tmp_path):
     path = tmp_path / "run-x.json"
-    tracker = Tracker(path, {"label": "t/bn/s0"}, epochs=3, lease=None, every_s=3600)
-    batcher = tracker.batcher(lambda images, train: images * 2, steps=4)
+    tracker = Tracker(path, {"label": "t/bn/s0"}, (3, 4), lease=None, every_s=3600)
+    batcher = tracker.batcher(lambda images, train: images * 2)
     with tracker:
-        assert read(path)["epoch"] == 0 and read(path)["label"] == "t/bn/s0"
+        assert read(path)["label"] == "t/bn/s0"  # before the data is even loaded:
+        assert (read(path)["epoch"], read(path)["steps"]) == (0, 4)  # epoch 0, 0 of 4 steps
         assert [batcher(1, train=True) for _ in range(3)] == [2, 2, 2]  # batches unchanged
         batcher(1, train=False)  # evaluation batches are no steps
         tracker.write()  # what the thread does every few seconds
@@ -42,8 +43,8 @@ def test_a_worker_writes_its_step_epoch_and_accuracy_and_removes_its_file_at_the
 
 def test_a_resumed_run_says_where_it_resumed_and_times_only_its_own_epochs(tmp_path):
     path = tmp_path / "run-x.json"
-    tracker = Tracker(path, {"label": "x"}, epochs=3, lease=None, every_s=3600)
-    batcher = tracker.batcher(lambda images, train: images, steps=2)
+    tracker = Tracker(path, {"label": "x"}, (3, 2), lease=None, every_s=3600)
+    batcher = tracker.batcher(lambda images, train: images)
     with tracker:
         for epoch in (1, 2):  # loop.fit replays the checkpoint's epochs before any step
             tracker.epoch({"epoch": epoch, "test/acc": 90.0 + epoch})
@@ -65,7 +66,7 @@ def test_the_tracker_beats_its_lease_and_notices_when_it_was_taken_over(tmp_path
     then = time.time() - 1000
     os.utime(lease.path, (then, then))
     path = tmp_path / "run-x.json"
-    with Tracker(path, {"label": "x"}, epochs=2, lease=lease, every_s=0.01) as tracker:
+    with Tracker(path, {"label": "x"}, (2, 5), lease=lease, every_s=0.01) as tracker:
         assert _wait_for(lambda: lease.path.stat().st_mtime > then + 500)
         lease.path.unlink()  # another runner took it over
         assert _wait_for(lambda: tracker.lost)

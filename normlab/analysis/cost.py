@@ -21,13 +21,18 @@ REFERENCE_BATCH = 64  # the MNIST recipe's batch: its step costs 1
 DATASET_FACTOR = {"mnist": 1.0, "fashion-mnist": 1.0, "cifar10": 5.5, "cifar10-proxy": 5.5}
 
 
+def steps_per_epoch(params: dict) -> int:
+    """Training steps in one epoch, as loop.fit takes them: equal batches, the rest dropped."""
+    images = params["limit"] or data.spec(params["dataset"]).n_train
+    return images // params["recipe"]["batch_size"]
+
+
 def cost(params: dict) -> float:
     """The run's work in MNIST steps: epochs × steps per epoch × one step's work."""
     recipe, dataset = params["recipe"], params["dataset"]
     batch = recipe["batch_size"]
-    steps = (params["limit"] or data.spec(dataset).n_train) // batch
     step = (batch + STEP_IMAGES) / (REFERENCE_BATCH + STEP_IMAGES) * DATASET_FACTOR[dataset]
-    return recipe["epochs"] * steps * step
+    return recipe["epochs"] * steps_per_epoch(params) * step
 
 
 def longest_first(runs: Sequence[PlannedRun]) -> list[PlannedRun]:

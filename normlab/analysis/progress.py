@@ -73,15 +73,21 @@ class Tracker:
     end when its runner is gone (an orphan would keep a lease alive that nobody releases)."""
 
     def __init__(
-        self, path: Path, about: dict, epochs: int, lease: Lease | None, every_s: float = EVERY_S
+        self,
+        path: Path,
+        about: dict,
+        shape: tuple[int, int],
+        lease: Lease | None,
+        every_s: float = EVERY_S,
     ):
+        """`shape`: the run's epochs and steps per epoch."""
         self.path, self.lease, self.every_s = path, lease, every_s
         self.state: dict[str, Any] = {
             **about,
             "epoch": 0,
-            "epochs": epochs,
+            "epochs": shape[0],
             "step": 0,
-            "steps": None,
+            "steps": shape[1],
             "test_acc": None,
             "seconds_per_epoch": None,
             "resumed_at": 0,
@@ -95,9 +101,8 @@ class Tracker:
         self._parent = os.getppid()
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
-    def batcher(self, inner: Callable, steps: int) -> Callable:
+    def batcher(self, inner: Callable) -> Callable:
         """`inner` (the run's batcher), counting the training steps it serves."""
-        self.state["steps"] = steps
 
         def counted(images: Any, train: bool) -> Any:
             if train:

@@ -30,6 +30,7 @@ import torch
 
 from normlab import checkpoint, config, data, device, fetch, outputs, plots, run
 from normlab.analysis import leases, records
+from normlab.analysis.cost import steps_per_epoch
 from normlab.analysis.leases import Lease
 from normlab.analysis.progress import EVERY_S, Tracker
 from normlab.analysis.records import Diverged, Record
@@ -164,13 +165,12 @@ def _diverged(job: Job, params: config.Params, prep: Prepared, error: str) -> Di
     return Diverged.model_validate({**_run_fields(job, params, prep), "error": error})
 
 
-def _tracked(prep: Prepared, params: config.Params, tracker: Tracker | None) -> Prepared:
+def _tracked(prep: Prepared, tracker: Tracker | None) -> Prepared:
     """`prep` with a batcher that counts the training steps for `tracker`; the same otherwise
     (the batcher is called once per step: loop.fit needs no hook of its own)."""
     if tracker is None:
         return prep
-    steps = len(prep.train.labels) // params.recipe.batch_size
-    return dataclasses.replace(prep, batcher=tracker.batcher(prep.batcher, steps))
+    return dataclasses.replace(prep, batcher=tracker.batcher(prep.batcher))
 
 
 def work(job: Job, tracker: Tracker | None = None) -> tuple[Record, np.ndarray | None]:
@@ -182,7 +182,7 @@ def work(job: Job, tracker: Tracker | None = None) -> tuple[Record, np.ndarray |
     saved = checkpoint_of(job)
     log = None if tracker is None else tracker.epoch
     try:
-        fitted = run.train(params, _tracked(prep, params, tracker), saved, log)
+        fitted = run.train(params, _tracked(prep, tracker), saved, log)
     except NormlabError as err:  # a run that diverged is a result: say so in a record of it
         if str(err).startswith("diverged"):
             raise DivergedRun(str(err), _diverged(job, params, prep, str(err))) from None
@@ -236,8 +236,8 @@ def tracker_of(job: Job) -> Tracker | nullcontext:
         "started": job.started,
     }
     lease = Lease(Path(job.lease), job.token or "") if job.lease else None
-    epochs = job.params["recipe"]["epochs"]
-    return Tracker(Path(job.progress), about, epochs, lease, job.beat_s)
+    shape = job.params["recipe"]["epochs"], steps_per_epoch(job.params)
+    return Tracker(Path(job.progress), about, shape, lease, job.beat_s)
 
 
 def check_lease(job: Job) -> None:
