@@ -8,6 +8,7 @@ file (CI, SLURM logs). `make status` prints the same once, from any terminal or 
 shares the checkout, since everything it shows is in files there.
 """
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -129,7 +130,9 @@ class View:
 
     def __enter__(self) -> "View":
         if self.terminal and self.folder is not None:
-            self.live = Live(console=self.console, auto_refresh=False, redirect_stderr=False)
+            self.live = Live(
+                console=self.console, auto_refresh=False, redirect_stderr=False, transient=True
+            )  # transient: at the end the table goes; the lines printed above it stay
             self.live.start()
         return self
 
@@ -155,11 +158,14 @@ class View:
 
 
 def status(follow: bool, out: TextIO, folder: Path = progress.FOLDER) -> None:
-    """`study status`: the snapshot once; with `follow`, kept up to date until Ctrl-C."""
+    """`study status`: the snapshot once; with `follow`, kept up to date (in place on a
+    terminal, else a block a minute) until Ctrl-C."""
+    view = View(out, folder)
+    if not (follow and view.terminal):
+        print(plain(folder), file=out, flush=True)
     if not follow:
-        print(plain(folder), file=out)
         return
-    with View(out, folder) as view:
+    with view, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: nothing to undo
         while True:
             view.tick()
             time.sleep(REFRESH_S)
