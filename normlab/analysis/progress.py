@@ -147,7 +147,7 @@ class Tracker:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Stop the heartbeats; the file stays until the runner has seen the worker end (it
+        removes it with the lease), so the run never vanishes from the view before that."""
         self._stop.set()
         self._thread.join()
-        if not self.lost:  # a lost run's file is its new holder's now
-            self.path.unlink(missing_ok=True)

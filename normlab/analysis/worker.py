@@ -267,8 +267,6 @@ def main(argv: list[str] | None = None, train: Train = work) -> None:
     except LeaseLost as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(LEASE_LOST)
-    if job.lease:
-        leases.release(Lease(Path(job.lease), job.token or ""))
 
 
 def _train_and_record(job: Job, train: Train, tracker: Tracker | None) -> None:
