@@ -104,6 +104,7 @@ class Runner:
             what = f"restart {run.label} (attempt {attempt}, pid"
         self.say(f"{what} {process.pid}, log {log}{note})")
         self.active.append(Active(run, attempt, process, time.monotonic(), log))
+        self.share.changed()
 
     def finish(self, slot: Active, code: int) -> None:
         run, seconds = slot.run, time.monotonic() - slot.started
@@ -223,6 +224,7 @@ class Runner:
                 for slot in [a for a in self.active if a.process.poll() is not None]:
                     self.active.remove(slot)
                     self.finish(slot, slot.process.returncode)
+                    self.share.changed()
                 self.share.beat(self.summary)
                 self.view.tick()
         finally:

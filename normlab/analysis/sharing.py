@@ -116,6 +116,10 @@ class Share:
         write_json(self.summary_path(), {**about, **summary(), "heartbeat": progress.utc_now()})
         self.beat_at = time.monotonic() + leases.beat_every(self.leases.expiry_s)
 
+    def changed(self) -> None:
+        """The runner's running runs changed: its summary is rewritten at the next beat."""
+        self.beat_at = 0.0
+
     def summary_path(self) -> Path:
         return progress.runner_path(self.folder, self.leases.token)
 
