@@ -48,14 +48,16 @@ from torch.utils.data import DataLoader, Dataset
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from normlab import config, fetch  # noqa: E402
-from normlab.device import compile_model  # noqa: E402
+from normlab import config  # noqa: E402
+from normlab.data import fetch  # noqa: E402
 from normlab.errors import NormlabError, run_stage  # noqa: E402
-from normlab.evaluation import evaluate  # noqa: E402
-from normlab.loop import train_epoch  # noqa: E402
-from normlab.models import Dropout, count_params  # noqa: E402
-from normlab.optim import make_optimizer, make_scheduler  # noqa: E402
-from normlab.prepare import prepare  # noqa: E402
+from normlab.nets.blocks import Dropout  # noqa: E402
+from normlab.nets.build import count_params  # noqa: E402
+from normlab.train.device import compile_model  # noqa: E402
+from normlab.train.evaluation import evaluate  # noqa: E402
+from normlab.train.loop import train_epoch  # noqa: E402
+from normlab.train.optim import make_optimizer, make_scheduler  # noqa: E402
+from normlab.train.prepare import prepare  # noqa: E402
 
 
 class SeedStyleMnist(Dataset):
@@ -174,10 +176,12 @@ def normlab_train(exp, params, net, opt, sched, seed: int) -> float:
 
 
 def stage_copy(tmp: Path, raw: dict) -> Path:
-    """The stages, the library and `raw` as params.yaml in `tmp`: a run away from this tree."""
+    """The stages, the library, `raw` as params.yaml and the committed recipes.yaml in `tmp`: a
+    run away from this tree."""
     for folder in ("stages", "normlab"):
         shutil.copytree(ROOT / folder, tmp / folder, ignore=shutil.ignore_patterns("__pycache__"))
     (tmp / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    (tmp / "recipes.yaml").write_text(yaml.safe_dump(committed("recipes.yaml"), sort_keys=False))
     return tmp
 
 
@@ -187,6 +191,7 @@ def stage_seconds(raw: dict, mnist: Path) -> float:
     with tempfile.TemporaryDirectory(prefix="normlab-bench-") as tmp:
         work = stage_copy(Path(tmp), raw)
         shutil.copytree(mnist, work / "data" / "raw" / "mnist")
+        subprocess.run([sys.executable, "-m", "stages.validate"], cwd=work, check=True)
         start = time.perf_counter()
         if subprocess.run([sys.executable, "-m", "stages.train"], cwd=work).returncode:
             raise NormlabError("the train stage failed (its error is above)")
@@ -208,11 +213,12 @@ def startup_seconds(raw: dict) -> float:
         return statistics.median(times)
 
 
-def committed_params() -> dict:
-    """params.yaml as committed at HEAD: the workspace's may hold the last `dvc exp run -S …`."""
+def committed(name: str) -> dict:
+    """params.yaml or recipes.yaml as committed at HEAD: the workspace's params.yaml may hold
+    the last `dvc exp run -S …`."""
     try:
         shown = subprocess.run(
-            ["git", "show", "HEAD:params.yaml"],
+            ["git", "show", f"HEAD:{name}"],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -221,7 +227,7 @@ def committed_params() -> dict:
     except (OSError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", None) or str(err)
         raise NormlabError(
-            f"params.yaml at HEAD: not readable with git ({detail.strip()}); "
+            f"{name} at HEAD: not readable with git ({detail.strip()}); "
             "the benchmark runs from a git checkout of normlab"
         ) from None
     return yaml.safe_load(shown.stdout)
@@ -259,7 +265,7 @@ def main() -> None:
     os.chdir(ROOT)  # fetch takes data/mnist/ from here, as the download stage does
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    raw = {**committed_params(), "dataset": "mnist", "device": args.device}
+    raw = {**committed("params.yaml"), "dataset": "mnist", "device": args.device}
     with tempfile.TemporaryDirectory(prefix="normlab-bench-") as tmp:
         mnist = Path(tmp) / "mnist"
         fetch.download("mnist", mnist)
@@ -268,7 +274,7 @@ def main() -> None:
 
 def benchmark(args: argparse.Namespace, raw: dict, mnist: Path) -> None:
     """Time both arms on the MNIST files in `mnist` with the params `raw`; print the table."""
-    params = config.parse(raw)
+    params = config.parse(raw, committed("recipes.yaml"))
     r = params.recipe
     batch = r.batch_size
     bench = params.model_copy(update={"limit": args.steps * batch})

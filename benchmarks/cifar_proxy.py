@@ -9,10 +9,10 @@ dataset=cifar10-proxy -S norm=<norm>` would (validate → download → train →
     python benchmarks/cifar_proxy.py --proxy ../shared/datasets/cifar-10-proxy --device cpu \\
         -S data.limit=2000 -S train.epochs=1                                 # CPU: code path only
 
-`--proxy` is a folder holding build.py and cifar10-jpeg-proxy.npz. The params are params.yaml as
-committed at HEAD (the workspace's may hold the last `dvc exp run -S …`); `-S key=value` overrides
-its keys (dotted, YAML values) for every norm. `--out DIR` keeps each run's metrics,
-plots and log there.
+`--proxy` is a folder holding build.py and cifar10-jpeg-proxy.npz. The params are params.yaml and
+recipes.yaml as committed at HEAD (the workspace's may hold the last `dvc exp run -S …`);
+`-S key=value` overrides params.yaml's keys (dotted, YAML values) for every norm. `--out DIR`
+keeps each run's metrics, plots and log there.
 """
 
 import argparse
@@ -38,14 +38,24 @@ def set_key(params: dict, dotted: str, value: str) -> None:
 
 
 def workdir(root: Path, norm: str, device: str, overrides: list[str]) -> Path:
-    """A minimal repo copy (library, stages, params) whose params select the proxy and `norm`."""
+    """A minimal repo copy (library, stages, params, recipes) whose params select the proxy and
+    `norm`."""
     work = root / norm
     for name in ("normlab", "stages"):
         shutil.copytree(REPO / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-    committed = ["git", "show", "HEAD:params.yaml"]
-    params = yaml.safe_load(
-        subprocess.run(committed, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    params, recipes = (
+        yaml.safe_load(
+            subprocess.run(
+                ["git", "show", f"HEAD:{name}"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for name in ("params.yaml", "recipes.yaml")
     )
+    (work / "recipes.yaml").write_text(yaml.safe_dump(recipes, sort_keys=False))
     params.update(dataset="cifar10-proxy", norm=norm, device=device)
     for item in overrides:
         key, _, value = item.partition("=")

@@ -39,11 +39,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench  # noqa: E402  # the seed-style loop and the committed params
 
-from normlab import config, fetch, packed, packing  # noqa: E402
-from normlab.data import Split  # noqa: E402
-from normlab.errors import NormlabError, run_stage  # noqa: E402
-from normlab.evaluation import evaluate  # noqa: E402
-from normlab.prepare import prepare  # noqa: E402
+from normlab import config  # noqa: E402
+from normlab.data import fetch  # noqa: E402
+from normlab.data.readers import Split  # noqa: E402
+from normlab.errors import DivergedError, run_stage  # noqa: E402
+from normlab.packed import fit as packed  # noqa: E402
+from normlab.packed import merge as packing  # noqa: E402
+from normlab.train.evaluation import evaluate  # noqa: E402
+from normlab.train.prepare import prepare  # noqa: E402
 
 STUDY, STUDY_EPOCHS, STUDY_IMAGES = "norms", 20, 60_000
 STUDY_FILE = ROOT / "studies" / "norms-5ep.yaml"  # pins the batch-128 recipe, rotation only
@@ -74,6 +77,11 @@ def study_runs(base: dict) -> list[tuple[str, int, dict]]:
     ]
 
 
+def parse(raw: dict) -> config.Params:
+    """Params of `raw` with the recipes committed at HEAD."""
+    return config.parse(raw, bench.committed("recipes.yaml"))
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -99,7 +107,7 @@ def fit(pack: packing.PreparedPack, runs: list[config.Params], train: Split, tes
 def time_pack(raws: list[dict], mnist: Path, steps: int, warmup: int) -> tuple[float, float]:
     """Seconds of one packed epoch of `steps` steps (after `warmup` untimed ones; fit_packed's
     own clock: the steps and scoring SMALL_TEST images), and of scoring all test images."""
-    runs = [config.parse(r) for r in raws]
+    runs = [parse(r) for r in raws]
     pack = packing.prepare_packed(runs, mnist.parent)
     p, batch = pack.prep, runs[0].recipe.batch_size
     small = Split(p.test.images[:SMALL_TEST], p.test.labels[:SMALL_TEST])
@@ -119,7 +127,7 @@ def time_pack(raws: list[dict], mnist: Path, steps: int, warmup: int) -> tuple[f
 
 def time_alone(raw: dict, mnist: Path, steps: int, workers: int) -> tuple[float, float]:
     """Seconds of `steps` steps of one run: bench.py's seed-style loop, normlab's loop."""
-    params = config.parse(raw)
+    params = parse(raw)
     exp = prepare(params, mnist.parent)
     r, device = params.recipe, exp.device
     mean, std = exp.batcher.mean.item(), exp.batcher.std.item()
@@ -182,7 +190,7 @@ def train_check(base: dict, mnist: Path, epochs: int) -> None:
     """bn's three seeds packed for `epochs` on all of MNIST: training seconds, accuracy, the
     pack's scores against the unpacked models', and the CPU runs of the same variant."""
     raws = [with_sets(base, {"norm": "bn", "seed": s, "train.epochs": epochs}) for s in range(3)]
-    runs = [config.parse(r) for r in raws]
+    runs = [parse(r) for r in raws]
     pack = packing.prepare_packed(runs, mnist.parent)
     p = pack.prep
     results = fit(pack, runs, p.train, p.test)
@@ -227,11 +235,13 @@ def study_check(base: dict, mnist: Path, epochs: int, k: int) -> None:
     start, accs = time.perf_counter(), {}
     for i in range(0, len(planned), k):
         group = planned[i : i + k]
-        runs = [config.parse(r) for _, _, r in group]
+        runs = [parse(r) for _, _, r in group]
         pack = packing.prepare_packed(runs, mnist.parent)
         results = fit(pack, runs, pack.prep.train, pack.prep.test)
         for (variant, _, _), result in zip(group, results, strict=True):
-            acc = "diverged" if isinstance(result, NormlabError) else result.history[-1]["test/acc"]
+            acc = (
+                "diverged" if isinstance(result, DivergedError) else result.history[-1]["test/acc"]
+            )
             accs.setdefault(variant, []).append(acc)
     wall = time.perf_counter() - start
     print(
@@ -261,7 +271,7 @@ def main() -> None:
     os.chdir(ROOT)  # fetch takes data/mnist/ from here, as the download stage does
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    base = {**bench.committed_params(), "dataset": "mnist", "device": args.device}
+    base = {**bench.committed("params.yaml"), "dataset": "mnist", "device": args.device}
     checks = with_sets(base, {"data.limit": args.limit})
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = args.workers if args.workers is not None else (1 if cores <= 2 else min(4, cores - 1))
@@ -281,7 +291,7 @@ def benchmark(args: argparse.Namespace, base: dict, mnist: Path, workers: int) -
     if not ks:
         return
     raws = [r for _, _, r in study_runs(base)]
-    batch = config.parse(raws[0]).recipe.batch_size
+    batch = parse(raws[0]).recipe.batch_size
     sized = [with_sets(r, {"data.limit": args.steps * batch, "train.epochs": 1}) for r in raws]
     device = torch.device(args.device)
     name = (
@@ -291,7 +301,7 @@ def benchmark(args: argparse.Namespace, base: dict, mnist: Path, workers: int) -
         f"packed runs on {device} ({name}), torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; "
         f"{args.steps} timed steps of batch {batch}; engine "
-        f"{config.parse(raws[0]).engine.model_dump()}"
+        f"{parse(raws[0]).engine.model_dump()}"
     )
     ref_s, solo_s = time_alone(sized[0], mnist, args.steps, workers)
     images = args.steps * batch

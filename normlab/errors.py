@@ -25,6 +25,17 @@ class InputError(NormlabError):
         self.detail = detail
 
 
+class DivergedError(NormlabError):
+    """Training met a non-finite loss. A result, not a fault: the same run diverges again, so
+    a study records it (normlab.analysis.study.worker) rather than retrying, and recognises it
+    by this type, never by its message."""
+
+    @classmethod
+    def at(cls, epoch: int, step: int, loss: float) -> "DivergedError":
+        """The error for a loss that was not finite at this epoch and step (1-based)."""
+        return cls(f"diverged at epoch {epoch}, step {step} (loss={loss}): lower lr or l1")
+
+
 def run_stage(stage: Callable[[], None]) -> None:
     """Run a stage's main(); turn user errors and Ctrl-C into one line and a non-zero exit."""
     try:

@@ -19,7 +19,7 @@ from matplotlib.patches import Patch
 from torch import nn
 
 from normlab.io import atomic_path
-from normlab.norms import AXES, make_norm
+from normlab.nets.norms import AXES, make_norm
 
 # 4 images × 2 channels × 2 × 2 of small integers, as in the spreadsheet walk-through: easy to
 # redo by hand. No group is constant, so every std is well above sqrt(eps).
@@ -130,7 +130,7 @@ def markdown(results: list[Explained]) -> str:
         f"# Which elements share one mean/std: a {n}×{c}×{h}×{w} batch through each norm",
         "",
         "Computed by `python -m stages.explain` with the models' own layers "
-        "(`normlab.norms.make_norm`, "
+        "(`normlab.nets.norms.make_norm`, "
         "training mode, scale 1, shift 0). Each group's elements are normalized as "
         "(x − mean) / std with std = sqrt(biased variance + eps), "
         f"eps = {results[0].eps:g}. Values are listed in N, C, H, W order.",

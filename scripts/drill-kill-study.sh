@@ -60,7 +60,7 @@ import sys
 from pathlib import Path
 
 
-from normlab.analysis import records
+from normlab.analysis.study import store
 
 def fail(message):
     sys.exit(f"FAIL: {message}")
@@ -69,7 +69,7 @@ first, second = Path("first.out").read_text(), Path("second.out").read_text()
 logs = sorted(p for p in Path(".normlab/logs").iterdir())  # a folder per runner
 if len(logs) != 2:
     fail(f"expected the worker logs of two invocations, found {len(logs)}")
-found = records.read_all(Path("results/drill/runs"))
+found = store.read_all(Path("results/drill/runs"))
 labels = sorted(r.label() for r in found)
 if labels != ["drill/bn-l2/s0", "drill/bn/s0", "drill/gn/s0", "drill/ln/s0"]:
     fail(f"records: {labels}")

@@ -4,17 +4,18 @@ For CIFAR-10 the verified archive is kept (so a rerun re-checks its md5 instead 
 again) and its binary batches are unpacked beside it.
 """
 
-from normlab import config, data, fetch
+from normlab import config
+from normlab.data import fetch, specs
 from normlab.errors import run_stage
-from normlab.outputs import RAW
+from normlab.paths import RAW
 
 
 def main() -> None:
-    params = config.load()
+    params = config.resolved()
     for line in fetch.download(params.dataset, RAW / params.dataset):
         print(line)
-    if data.spec(params.dataset).note:
-        print(f"*** {data.describe(params.dataset)} ***")
+    if specs.spec(params.dataset).note:
+        print(f"*** {specs.describe(params.dataset)} ***")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stage `evaluate`: score model/model.pt on the test set → metrics/ and plots/.
 
-metrics/eval.json (normlab.outputs.eval_metrics) holds only what the model computes; time,
+metrics/eval.json (normlab.train.metrics.eval_metrics) holds only what the model computes; time,
 device and precision go to metrics/run.json.
 """
 
@@ -9,21 +9,21 @@ import sys
 import numpy as np
 import torch
 
-from normlab import config, data, plots, run
+from normlab import config
+from normlab.data import specs
 from normlab.errors import NormlabError, run_stage
 from normlab.io import write_json, write_text
-from normlab.outputs import (
-    CHANCE_MARGIN,
+from normlab.paths import (
     CONFUSION_CSV,
     CONFUSION_PNG,
     EVAL_JSON,
     MISCLASSIFIED_PNG,
     MODEL,
     RUN_JSON,
-    learned,
-    misclassified,
 )
-from normlab.prepare import prepare
+from normlab.train import plots, run
+from normlab.train.metrics import CHANCE_MARGIN, learned, misclassified
+from normlab.train.prepare import prepare
 
 
 def load_model(path, device: torch.device) -> dict:
@@ -39,7 +39,7 @@ def load_model(path, device: torch.device) -> dict:
 
 
 def main() -> None:
-    params = config.load()
+    params = config.resolved()
     prep = prepare(params)
     state = load_model(MODEL, prep.device)
     prep.model.load_state_dict(state["model"])
@@ -51,7 +51,7 @@ def main() -> None:
     write_json(
         RUN_JSON,
         {
-            "data": data.describe(params.dataset),
+            "data": specs.describe(params.dataset),
             "seconds": round(state["seconds"], 2),
             "seconds_per_epoch": round(state["seconds"] / len(history), 3),
             "device": state["device"],
@@ -65,7 +65,7 @@ def main() -> None:
         "actual,predicted\n"
         + "".join(f"{a},{p}\n" for a, p in zip(names[actual], names[predicted], strict=True)),
     )
-    title = f"{data.describe(params.dataset)}\n{params.variant}: test acc {result.acc:.2f}%"
+    title = f"{specs.describe(params.dataset)}\n{params.variant}: test acc {result.acc:.2f}%"
     plots.confusion_png(
         plots.confusion_matrix(actual, predicted, len(names)), prep.classes, title, CONFUSION_PNG
     )

@@ -1,27 +1,29 @@
 """Stage `train`: fit one variant, log every epoch with DVCLive, save model/model.pt.
 
-The per-epoch checkpoint lives in normlab's cache (normlab.checkpoint), not among this
+The per-epoch checkpoint lives in normlab's cache (normlab.train.checkpoint), not among this
 stage's outputs, so a killed `dvc repro` or `dvc exp run` resumes when rerun.
 """
 
 import torch
 from dvclive import Live
 
-from normlab import checkpoint, config, data, run
+from normlab import config
+from normlab.data import specs
 from normlab.errors import run_stage
 from normlab.io import atomic_path
-from normlab.models import count_params
-from normlab.outputs import LIVE, MODEL
-from normlab.prepare import prepare
+from normlab.nets.build import count_params
+from normlab.paths import LIVE, MODEL
+from normlab.train import checkpoint, run
+from normlab.train.prepare import prepare
 
 
 def main() -> None:
-    params = config.load()
+    params = config.resolved()
     prep = prepare(params)
     r = params.recipe
     norms = sorted({type(m).__name__ for m in prep.model.modules() if "Norm" in type(m).__name__})
     print(
-        f"{data.describe(params.dataset)}: {len(prep.train.labels)} train / "
+        f"{specs.describe(params.dataset)}: {len(prep.train.labels)} train / "
         f"{len(prep.test.labels)} test images on {prep.device} ({prep.precision}); "
         f"model {r.model} {count_params(prep.model):,} params, "
         f"norm={params.norm} ({', '.join(norms) or 'none'}), "

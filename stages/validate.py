@@ -1,8 +1,11 @@
-"""Stage `validate`: check params.yaml before any stage's outputs are touched.
+"""Stage `validate`: check params.yaml and the dataset's recipe of recipes.yaml before any
+stage's outputs are touched, and write them resolved to model/params.json.
 
 DVC deletes a stage's outputs right before running it; validating first means a typo stops
-`dvc repro` while every earlier result is still in place. It also stops, in one line, an
-experiment run by DVC's queue or `--temp` (README: Studies and results, why).
+`dvc repro` while every earlier result is still in place. The stages after it read
+model/params.json, and DVC tracks its values as their params: a change to another dataset's
+recipe changes nothing they depend on. It also stops, in one line, an experiment run by DVC's
+queue or `--temp` (README: Studies and results, why).
 """
 
 from pathlib import Path
@@ -10,8 +13,8 @@ from pathlib import Path
 from normlab import config
 from normlab.errors import NormlabError, run_stage
 from normlab.io import write_json
-from normlab.outputs import PARAMS_JSON
-from normlab.prepare import validate
+from normlab.paths import PARAMS_JSON
+from normlab.train.prepare import validate
 
 # DVC's queue and `dvc exp run --temp` train in a copy of the repository under this folder.
 TEMP_WORKSPACES = ".dvc/tmp/exps/"

@@ -1,6 +1,6 @@
-"""Shared fixtures: tiny synthetic IDX datasets, params built from the committed params.yaml,
-throw-away copies of the repo in which the real stage entry points run as subprocesses, and one
-real `dvc repro` per session that the end-to-end tests share.
+"""Shared fixtures: tiny synthetic IDX datasets, params built from the committed params.yaml and
+recipes.yaml, throw-away copies of the repo in which the real stage entry points run as
+subprocesses, and one real `dvc repro` per session that the end-to-end tests share.
 
 Tests never read the workspace's params.yaml: `dvc exp run -S dataset=fashion-mnist` leaves
 its params applied there (DVC does), and the suite must not depend on what the user last ran.
@@ -20,6 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DELETE = object()  # an override value meaning "remove this key"
 MNIST = {"dataset": "mnist"}  # overrides for a run on a synthetic dataset in data/raw/mnist
+RECIPES = "recipes."  # overrides whose key starts so are of recipes.yaml: "recipes.mnist.lr"
 IDX_NAMES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
@@ -64,33 +65,53 @@ def write_dataset(
 def checkpoint_cache(tmp_path: Path, monkeypatch) -> Path:
     """Each test's own normlab cache (checkpoints), never the user's ~/.cache/normlab; stage
     subprocesses inherit it through stage_env()."""
-    from normlab.checkpoint import CACHE_ENV
+    from normlab.train.checkpoint import CACHE_ENV
 
     cache = tmp_path / "normlab-cache"
     monkeypatch.setenv(CACHE_ENV, str(cache))
     return cache
 
 
+def cnn(norm: str = "bn", groups: int = 4, dropout: float = 0.0, model: str = "cnn"):
+    """normlab's MNIST net (`model: cnn`, or another recipe model) for 1×28×28 images, built
+    as a run builds it (normlab.nets.build)."""
+    from normlab.nets.build import build
+
+    return build(
+        model, norm=norm, groups=groups, dropout=dropout, in_channels=1, classes=10, size=28
+    )
+
+
 def recipe_with(**overrides):
-    """The MNIST recipe of the committed params with `overrides`, validated (config.Recipe)."""
-    from normlab.config import Recipe
+    """The MNIST recipe of the committed recipes.yaml with `overrides`, validated
+    (recipe.Recipe)."""
+    from normlab.recipe import Recipe
 
-    return Recipe.model_validate({**committed_params()["recipes"]["mnist"], **overrides})
+    return Recipe.model_validate({**committed_recipes()["mnist"], **overrides})
 
 
-def committed_params() -> dict:
-    """params.yaml as committed at HEAD, never the workspace's copy (see the module docstring)."""
+def committed(name: str) -> dict:
+    """A YAML file of the repo as committed at HEAD, never the workspace's copy (see the module
+    docstring)."""
     shown = subprocess.run(
-        ["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "show", f"HEAD:{name}"], cwd=ROOT, capture_output=True, text=True, check=True
     )
     return yaml.safe_load(shown.stdout)
 
 
-def params_dict(overrides: dict | None = None) -> dict:
-    """The committed params.yaml as a dict, with dotted-key overrides (`{"train.lr": 1e6}`;
-    DELETE removes the key)."""
-    raw = committed_params()
-    for dotted, value in (overrides or {}).items():
+def committed_params() -> dict:
+    """params.yaml as committed at HEAD."""
+    return committed("params.yaml")
+
+
+def committed_recipes() -> dict:
+    """recipes.yaml as committed at HEAD."""
+    return committed("recipes.yaml")
+
+
+def _apply(raw: dict, overrides: dict) -> dict:
+    """Dotted-key overrides applied to a loaded YAML mapping (DELETE removes the key)."""
+    for dotted, value in overrides.items():
         *parents, last = dotted.split(".")
         node = raw
         for key in parents:
@@ -102,11 +123,56 @@ def params_dict(overrides: dict | None = None) -> dict:
     return raw
 
 
+def params_dict(overrides: dict | None = None) -> dict:
+    """The committed params.yaml as a dict, with dotted-key overrides (`{"train.lr": 1e6}`;
+    DELETE removes the key); keys of recipes.yaml (RECIPES, e.g. "recipes.mnist.lr") are left
+    to `recipes_dict`."""
+    own = {k: v for k, v in (overrides or {}).items() if not k.startswith(RECIPES)}
+    return _apply(committed_params(), own)
+
+
+def recipes_dict(overrides: dict | None = None) -> dict:
+    """The committed recipes.yaml as a dict, with the overrides of `overrides` whose keys
+    start with RECIPES ("recipes.mnist.lr": recipes.yaml's mnist.lr)."""
+    own = {
+        k.removeprefix(RECIPES): v for k, v in (overrides or {}).items() if k.startswith(RECIPES)
+    }
+    return _apply(committed_recipes(), own)
+
+
+def parse(overrides: dict | None = None):
+    """config.Params of the committed params.yaml and recipes.yaml with `overrides`."""
+    from normlab import config
+
+    return config.parse(params_dict(overrides), recipes_dict(overrides))
+
+
+def base(overrides: dict | None = None):
+    """What a study's runs start from (overrides.Base): the committed files, with `overrides`."""
+    from normlab.analysis.study.overrides import Base
+
+    return Base(params_dict(overrides), recipes_dict(overrides))
+
+
 def write_params(repo: Path, overrides: dict | None = None) -> Path:
-    """`repo`/params.yaml: the committed params with `overrides` (`params_dict` keys)."""
+    """`repo`/params.yaml and `repo`/recipes.yaml: the committed files with `overrides`
+    (`params_dict` and `recipes_dict` keys); returns params.yaml's path."""
+    (repo / "recipes.yaml").write_text(yaml.safe_dump(recipes_dict(overrides), sort_keys=False))
     path = repo / "params.yaml"
     path.write_text(yaml.safe_dump(params_dict(overrides), sort_keys=False))
     return path
+
+
+def resolve(repo: Path) -> Path:
+    """`repo`/model/params.json from its params.yaml and recipes.yaml, as the validate stage
+    writes it (in-process: its checks of devices and sizes are test_bad_params.py's), for the
+    stages after it, which read that file."""
+    from normlab import config
+    from normlab.io import write_json
+
+    params = config.load(repo / "params.yaml", repo / "recipes.yaml")
+    write_json(repo / "model" / "params.json", params.model_dump())
+    return repo
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -166,8 +232,8 @@ LOCAL_CONFIG = ROOT / ".dvc" / "config.local"  # by `make install`: names TEMPLA
 def git_repo_copy(dest: Path, overrides: dict | None = None, skip: tuple[str, ...] = ()) -> Path:
     """This worktree as git would commit it (tracked and untracked-but-not-ignored files, minus
     paths starting with `skip`), plus the offline plots template that `make install` built and
-    the local DVC config naming it, with the committed params.yaml plus `overrides`
-    (`params_dict` keys), committed in a fresh git repo at `dest`: DVC needs a git repo,
+    the local DVC config naming it, with the committed params.yaml and recipes.yaml plus
+    `overrides` (`write_params`), committed in a fresh git repo at `dest`: DVC needs a git repo,
     DVCLive a commit, and this tree's own outputs must stay untouched."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -189,8 +255,8 @@ def git_repo_copy(dest: Path, overrides: dict | None = None, skip: tuple[str, ..
 
 
 def copy_code(dest: Path) -> Path:
-    """normlab/, stages/ and the committed params.yaml in `dest`: somewhere to run stages away
-    from this tree's outputs."""
+    """normlab/, stages/ and the committed params.yaml and recipes.yaml in `dest`: somewhere to
+    run stages away from this tree's outputs."""
     for name in ("normlab", "stages"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     write_params(dest)
@@ -220,7 +286,7 @@ def pipeline(tmp_path_factory) -> Path:
     """One real `dvc repro` of the committed params made tiny (PIPELINE_RUN), in a git copy of
     this repo (`git_repo_copy`), its outputs committed as the baseline. Shared by test_e2e.py
     and test_plots_html.py, which only read it: a test that changes it works on a copy."""
-    from normlab.checkpoint import CACHE_ENV
+    from normlab.train.checkpoint import CACHE_ENV
 
     root = tmp_path_factory.mktemp("pipeline")
     repo = git_repo_copy(root / "repo", PIPELINE_RUN)

@@ -1,11 +1,12 @@
-"""Bad params.yaml → one line naming the key, the value and what is allowed; exit 2; no traceback;
-every existing output byte-identical.
+"""Bad params.yaml or recipes.yaml → one line naming the key, the value and what is allowed;
+exit 2; no traceback; every existing output byte-identical.
 
 Every case runs the real stage module (`stages.validate` as `__main__`, through `run_stage`) in
-a copy of the repo, in this process: a traceback would fail the test. Two cases also run as a
-separate `python -m stages.train` process, as `dvc repro` does, to prove the same end to end:
-one a problem of the file itself (config.load), one a problem found by prepare.validate. More
-would only repeat that code path at ~2 s of interpreter start-up each.
+a copy of the repo, in this process: a traceback would fail the test. Three cases also run as a
+separate process, as `dvc repro` does, to prove the same end to end: validate given a file that
+is no YAML (config.load), validate given a param prepare.validate rejects, and train given
+resolved params (model/params.json, what it reads) that prepare.validate rejects. More would
+only repeat those code paths at ~2 s of interpreter start-up each.
 
 Params are the committed params.yaml with the case's overrides, on MNIST (the messages name its
 60000 training images and the cnn's layers), whatever dataset the workspace params name.
@@ -16,7 +17,8 @@ import runpy
 import pytest
 import torch
 
-from conftest import DELETE, MNIST, run_stage, snapshot, write_params
+from conftest import DELETE, MNIST, parse, run_stage, snapshot, write_params
+from normlab.io import write_json
 
 # (id, overrides of the committed params.yaml, text the one error line must contain)
 CASES = [
@@ -26,12 +28,12 @@ CASES = [
     (
         "groups-3-conv1",
         {"norm": "gn", "groups": 3},
-        "groups = 3 does not divide the 8 channels of layer 'conv1'",
+        "groups = 3 does not divide the 8 channels of layer 'C8 at token 1'",
     ),
     (
         "groups-16-conv1",
         {"norm": "gn", "groups": 16},
-        "groups = 16 does not divide the 8 channels of layer 'conv1'",
+        "groups = 16 does not divide the 8 channels of layer 'C8 at token 1'",
     ),
     ("groups-0", {"norm": "gn", "groups": 0}, "groups = 0"),
     ("groups-negative", {"groups": -2}, "groups = -2"),
@@ -45,7 +47,7 @@ CASES = [
     ("lr-zero", {"train.lr": 0}, "train.lr = 0"),
     ("lr-text", {"train.lr": "fast"}, "train.lr = 'fast'"),
     ("lr-nan", {"train.lr": float("nan")}, "train.lr = nan"),
-    ("recipe-lr-negative", {"recipes.mnist.lr": -1.0}, "recipes.mnist.lr = -1.0"),
+    ("recipe-lr-negative", {"recipes.mnist.lr": -1.0}, "recipes.yaml: mnist.lr = -1.0"),
     ("epochs-zero", {"train.epochs": 0}, "train.epochs = 0"),
     ("epochs-ten", {"train.epochs": "ten"}, "train.epochs = 'ten'"),
     ("epochs-bool", {"train.epochs": True}, "train.epochs = True"),
@@ -83,7 +85,12 @@ CASES = [
     (
         "missing-recipe",
         {"dataset": "fashion-mnist", "recipes.fashion-mnist": DELETE},
-        "missing key 'recipes.fashion-mnist'",
+        "recipes.yaml: missing key 'fashion-mnist'",
+    ),
+    (
+        "recipes-in-params",
+        {"recipes": {"mnist": {"lr": 0.2}}},
+        "unknown key 'recipes': recipes are in recipes.yaml (edit them there, or override",
     ),
     ("device-unknown", {"device": "tpu"}, "device = 'tpu'"),
     ("device-cuda-absent", {"device": "cuda"}, "device = 'cuda': not available on this machine"),
@@ -122,7 +129,7 @@ def outputs(repo):
 
 def assert_one_line(stderr: str, expected: str) -> None:
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: params.yaml"), stderr
+    assert len(lines) == 1 and lines[0].startswith(("error: params.yaml", "error: recipes.yaml"))
     assert expected in lines[0]
 
 
@@ -134,7 +141,7 @@ def assert_rejected_in_process(repo, expected: str, monkeypatch, capsys) -> None
         runpy.run_module("stages.validate", run_name="__main__")
     assert exit_.value.code == 2
     assert_one_line(capsys.readouterr().err, expected)
-    assert snapshot(repo) == before  # params.yaml included: nothing was rewritten
+    assert snapshot(repo) == before  # params.yaml, recipes.yaml included: nothing was rewritten
 
 
 def assert_rejected_by_process(repo, stage: str, expected: str) -> None:
@@ -176,15 +183,36 @@ def test_a_params_file_that_is_not_text_is_one_line(outputs, monkeypatch, capsys
     assert_rejected_in_process(outputs, "cannot be read as text", monkeypatch, capsys)
 
 
-def test_train_process_rejects_a_param_prepare_checks(outputs):
+def test_validate_process_rejects_a_param_prepare_checks(outputs):
     overrides, expected = {c[0]: c[1:] for c in CASES}["batch-over-limit"]
     write_params(outputs, {**MNIST, **overrides})
+    assert_rejected_by_process(outputs, "validate", expected)
+
+
+def test_train_process_rejects_resolved_params_prepare_checks(outputs):
+    """train reads model/params.json, not params.yaml: resolved params it cannot run (here
+    written by hand: validate would not write them) stop it with the same line."""
+    overrides, expected = {c[0]: c[1:] for c in CASES}["batch-over-limit"]
+    write_params(outputs, MNIST)
+    bad = parse({**MNIST, "train.batch_size": 128}).model_dump() | {"limit": 100}
+    write_json(outputs / "model" / "params.json", bad)
     assert_rejected_by_process(outputs, "train", expected)
 
 
-def test_train_process_rejects_invalid_yaml(outputs):
+def test_validate_process_rejects_invalid_yaml(outputs):
     (outputs / "params.yaml").write_text(RAW_CASES[0][1])
-    assert_rejected_by_process(outputs, "train", RAW_CASES[0][2])
+    assert_rejected_by_process(outputs, "validate", RAW_CASES[0][2])
+
+
+def test_validate_rejects_malformed_recipes_file(outputs, monkeypatch, capsys):
+    write_params(outputs, MNIST)
+    (outputs / "recipes.yaml").write_text("mnist: {lr: 0.1}\nmnist: {lr: 0.2}\n")
+    assert_rejected_in_process(
+        outputs,
+        "recipes.yaml: line 2: not valid YAML (found the key 'mnist' twice)",
+        monkeypatch,
+        capsys,
+    )
 
 
 def test_good_params_pass_validate(outputs, monkeypatch):

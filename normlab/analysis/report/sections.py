@@ -1,0 +1,160 @@
+"""The report's section per dataset, and in it one per study: its size, a table of every
+variant, its figures and seed bands, and the verdicts on the pairs a reader compares."""
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from normlab.analysis.claims import notation
+from normlab.analysis.claims import verdicts as vd
+from normlab.analysis.claims.stats import describe
+from normlab.analysis.report.figures import gallery
+from normlab.analysis.report.tables import alongside, datasets, long_title, markdown, plural, title
+from normlab.analysis.report.views import StudyView
+from normlab.analysis.study.records import PLACE_AND_SPEED
+from normlab.train import metrics
+
+
+def defining(params: dict) -> dict:
+    """The params that make a variant: not the seed, nor where and how fast it ran."""
+    return {k: v for k, v in params.items() if k not in ("seed", *PLACE_AND_SPEED)}
+
+
+def pairs(study: StudyView) -> list[tuple[str, str]]:
+    """The comparisons a reader makes, found from the params: a variant that differs from a
+    BatchNorm variant only in the norm (and groups) → vs it; a penalized variant that differs
+    from an unpenalized one only in l1/l2 → vs it; a variant that changes the recipe
+    (`train.*` overrides) and differs only there from one that keeps the study's → vs it."""
+    first = {v: defining(study.of(v)[0].params) for v in study.variants if study.of(v)}
+    found = []
+    for a, pa in first.items():
+        for b, pb in first.items():
+            diff = {k for k in pa if pa[k] != pb.get(k)}
+            if a == b or not diff:
+                continue
+            if diff <= {"norm", "groups"} and pb["norm"] == "bn":
+                found.append((a, b))
+            elif diff <= {"l1", "l2"} and pb["l1"] == 0 and pb["l2"] == 0:
+                found.append((a, b))
+            elif diff == {"recipe"} and _changes_recipe(study, a) and not _changes_recipe(study, b):
+                found.append((a, b))
+    return found
+
+
+def _changes_recipe(study: StudyView, variant: str) -> bool:
+    return "train." in study.variants[variant]
+
+
+def verdict_lines(study: StudyView) -> list[str]:
+    """Welch per pair on final test accuracy, Holm over the study's pairs (one family)."""
+    found = pairs(study)
+    if not found:
+        return ["- no pair of variants here differs only in the norm or only in l1/l2."]
+    groups = {v: vd.group(v, study.of(v), [r.acc for r in study.of(v)]) for v in study.variants}
+    return vd.family(groups, found)
+
+
+def study_table(study: StudyView) -> str:
+    rows = []
+    # Seconds per epoch compare only on one device: where a study's runs ran on several, each
+    # variant's cell names its own.
+    mixed = len({r.device for r in study.runs}) > 1
+    for variant, overrides in study.variants.items():
+        runs = study.of(variant)
+        g = vd.group(variant, runs, [r.acc for r in runs])
+        seconds = alongside(g, lambda r: r.seconds / max(1, len(r.history)), 1)
+        if mixed and runs:
+            seconds += f" ({', '.join(sorted({r.device for r in runs}))})"
+        stats = describe(g.usable)
+        planned = len(runs) + sum(1 for v, _ in study.missing if v == variant)
+        rows.append(
+            [
+                variant,
+                overrides,
+                f"{len(runs)}/{planned}",
+                notation.pm(stats),
+                "–" if not stats.n else f"{stats.median:.2f}",
+                "–" if not stats.n else f"{stats.low:.2f}–{stats.high:.2f}",
+                g.failed_text() or "–",
+                alongside(g, lambda r: r.best_acc),
+                alongside(g, lambda r: r.loss, 4),
+                alongside(g, lambda r: r.gap),
+                seconds,
+            ]
+        )
+    header = [
+        "variant",
+        "overrides",
+        "runs",
+        "final test acc %",
+        "median",
+        "min–max",
+        "did not learn",
+        "best-epoch acc %",
+        "test loss",
+        "train − test gap",
+        "s / epoch",
+    ]
+    return markdown(header, rows)
+
+
+def size(study: StudyView) -> str:
+    runs = study.runs
+    limits = sorted({r.params.get("limit", 0) for r in runs})
+    images = ", ".join("all" if v == 0 else str(v) for v in limits) or "–"
+    where = ", ".join(f"{n} on {d}" for d, n in sorted(Counter(r.device for r in runs).items()))
+    planned = len(runs) + len(study.missing)
+    seeds = ", ".join(map(str, study.seeds)) + "".join(
+        f" ({v}: {', '.join(map(str, s))})" for v, s in study.variant_seeds.items()
+    )
+    return (
+        f"{long_title(study.dataset)}; {plural(study.epochs, 'epoch')}; seeds "
+        f"{seeds}; training images: {images}; "
+        f"{len(runs)} of {planned} planned runs have records ({where or 'none'}); "
+        f"training time {sum(r.seconds for r in runs) / 60:.1f} min"
+    )
+
+
+def study_section(study: StudyView, out: Path) -> str:
+    head = [f"### Study `{study.name}`: {study.description}", "", f"Size: {size(study)}.", ""]
+    if study.not_run:
+        head += [f"**Not run**: {study.not_run}.", ""]
+    if not study.runs:
+        return "\n".join(
+            head + ([] if study.not_run else ["No records yet: run `make study` for it.", ""])
+        )
+    lines = head + [
+        study_table(study),
+        "",
+        "Statistics over the runs that learned, or over all of a variant's runs when none did "
+        f"(a run that ends below chance + {metrics.CHANCE_MARGIN:g} points, or diverged, did not "
+        "learn and is named). "
+        "*final*: after the last epoch; *best epoch*: the highest test accuracy at any epoch "
+        "(picked on the test set, so optimistic). Gap = train − test accuracy (train measured "
+        "with augmentation and dropout on).",
+        "",
+    ]
+    for file, caption in gallery.study_figures(study, out):
+        lines += [f"![{caption}]({file})", f"*{caption}*", ""]
+    bands = gallery.write_bands(study, out).relative_to(out)
+    lines += [
+        f"Per-epoch mean and std of test accuracy and loss over the seeds that learned: "
+        f"[`{bands}`]({bands}) (drawn with its band by `dvc plots show`).",
+        "",
+        "#### Verdicts",
+        "",
+        *verdict_lines(study),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def dataset_sections(studies: Sequence[StudyView], out: Path) -> list[str]:
+    sections = []
+    for dataset in datasets(studies):
+        mine = [s for s in studies if s.dataset == dataset]
+        lines = [f"## {long_title(dataset)}", ""]
+        if not mine:
+            lines += [f"No study of this report runs on {title(dataset)} yet.", ""]
+        sections.append("\n".join(lines + [study_section(s, out) for s in mine]))
+    return sections

@@ -1,0 +1,58 @@
+"""The hand-written batch rotation (augment.RandomRotation) does what RandomRotation promises, and
+test-time flip augmentation scores what it says."""
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+
+from normlab.data.augment import Batcher, RandomRotation
+from normlab.data.readers import Split
+from normlab.train.evaluation import evaluate
+
+
+def centre_angle(x: torch.Tensor) -> torch.Tensor:
+    """Angle (degrees) of each image's intensity centroid about the image centre."""
+    n, _, h, w = x.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij"
+    )
+    mass = x.sum(dim=(1, 2, 3))
+    cy, cx = (x[:, 0] * ys).sum(dim=(1, 2)) / mass, (x[:, 0] * xs).sum(dim=(1, 2)) / mass
+    return torch.rad2deg(torch.atan2(cy, cx))
+
+
+def test_zero_degrees_is_identity():
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.allclose(RandomRotation(0)(x), x, atol=1e-5)
+
+
+def test_each_image_turns_by_its_own_angle_within_the_range():
+    x = torch.zeros(256, 1, 28, 28)
+    x[:, :, 13:15, 22:25] = 1.0  # a blob right of centre: its centroid angle is ~0°
+    torch.manual_seed(0)
+    turned = centre_angle(RandomRotation(30)(x)) - centre_angle(x)
+    assert turned.abs().max() <= 30 + 1.5  # bilinear sampling blurs the centroid a little
+    assert turned.std() > 10  # per image, not one angle for the batch (uniform ±30°: std ≈ 17°)
+    assert math.isclose(turned.mean().item(), 0.0, abs_tol=4.0)
+
+
+def test_tta_scores_each_image_by_the_mean_logits_of_it_and_its_mirror():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(6 * 6, 10)
+    )  # not mirror-symmetric
+    split = Split(
+        torch.randint(0, 256, (300, 1, 6, 6), dtype=torch.uint8), torch.randint(0, 10, (300,))
+    )
+    batcher = Batcher.from_images(split.images)
+    plain = evaluate(model, split, batcher, 128, contextlib.nullcontext)
+    tta = evaluate(model, split, batcher, 128, contextlib.nullcontext, tta=True)
+
+    x = batcher(split.images, train=False)
+    with torch.no_grad():
+        logits = (model(x) + model(x.flip(-1))) / 2
+    assert torch.equal(tta.predictions, logits.argmax(1))
+    assert math.isclose(tta.loss, F.cross_entropy(logits, split.labels).item(), rel_tol=1e-5)
+    assert not torch.equal(plain.predictions, tta.predictions)  # so the two paths really differ
