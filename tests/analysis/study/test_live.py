@@ -19,7 +19,7 @@ def read(path):
     return json.loads(path.read_text())
 
 
-def test_a_worker_writes_its_step_epoch_and_accuracy_and_removes_its_file_at_the_end(tmp_path):
+def test_a_worker_writes_its_step_epoch_and_accuracy_and_leaves_the_file_to_its_runner(tmp_path):
     path = tmp_path / "run-x.json"
     tracker = Tracker(path, {"label": "t/bn/s0"}, (3, 4), lease=None, every_s=3600)
     batcher = tracker.batcher(lambda images, train: images * 2)
