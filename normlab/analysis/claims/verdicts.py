@@ -68,6 +68,8 @@ class Outcome:
     torch: str
     code: str = ""  # the commit it trained at
     concurrent: int = 1  # runs its machine trained at once: its seconds include that sharing
+    started: str = ""  # ISO UTC times of records since issue 28 ("" before): overlap.py
+    ended: str = ""
     learned: bool = True  # the record's own flag (set by the evaluate stage, same rule)
     source: Path | None = None
     error: str = ""  # a divergence record's message (then acc and loss are NaN)
@@ -114,6 +116,8 @@ def run_of(record: Any) -> Outcome:
         torch=raw["torch"],
         code=raw.get("code", ""),
         concurrent=int(raw.get("concurrent", 1)),
+        started=raw.get("started") or "",
+        ended=raw.get("ended") or "",
         learned=bool(raw.get("learned", True)),
         source=getattr(record, "source", None),
     )

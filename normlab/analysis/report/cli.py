@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from normlab.analysis.claims import schema
-from normlab.analysis.report import sections, summary, writeups
+from normlab.analysis.claims import registered, schema
+from normlab.analysis.report import overlap, registration, sections, summary, writeups
 from normlab.analysis.report.views import Inputs, StudyView, study_view
 from normlab.analysis.study import flags, overrides, records, store
 from normlab.analysis.study import plan as st
@@ -55,6 +55,7 @@ def provenance(inputs: Inputs) -> str:
             )
             or "–"
         ),
+        f"- {overlap.provenance(runs)}",
         *(f"- {note}" for note in inputs.notes),
         "",
     ]
@@ -90,6 +91,7 @@ def build(inputs: Inputs, out: Path, others: Sequence[tuple[Path, str]] = ()) ->
             f"{out}: cannot hold the report ({err.strerror}; allowed: a folder)"
         ) from None
     found = writeups.judge_all(inputs)
+    rows = registration.judge_all(inputs.registered) if inputs.registered else []
     head = [
         "# normlab results",
         "",
@@ -102,8 +104,10 @@ def build(inputs: Inputs, out: Path, others: Sequence[tuple[Path, str]] = ()) ->
     parts = [
         "\n".join(head),
         summary.summary(inputs, found),
+        *([registration.summary(found, rows, out)] if rows else []),
         *sections.dataset_sections(inputs.studies, out),
         writeups.claims_section(found, inputs),
+        *([registration.section(found, rows, inputs.registered)] if rows else []),
         writeups.replication(inputs),
         provenance(inputs),
     ]
@@ -128,14 +132,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The claims files of studies/: no study files (v2: normlab.analysis.claims.registered).
+CLAIMS_FILES = (schema.FILE, registered.FILE)
+
+
 def study_files() -> list[Path]:
-    """Every study file under studies/, the default first if there is one (the claims files,
-    claims.yaml and claims-v<N>.yaml, are not study files)."""
-    others = [
-        p
-        for p in sorted(Path("studies").glob("*.yaml"))
-        if not p.name.startswith("claims") and p.resolve() != st.DEFAULT_FILE.resolve()
-    ]
+    """Every study file under studies/, the default first if there is one (the claims files are
+    not ones)."""
+    skip = {p.resolve() for p in (*CLAIMS_FILES, st.DEFAULT_FILE)}
+    others = [p for p in sorted(Path("studies").glob("*.yaml")) if p.resolve() not in skip]
     return [st.DEFAULT_FILE, *others] if st.DEFAULT_FILE.exists() else others
 
 
@@ -240,7 +245,10 @@ def report(argv: list[str], others: Sequence[tuple[Path, str]] = ()) -> tuple[Pa
     reported = tuple(r for r in claimed.reported if everything or r.study in own)
     scope = "" if everything else _scope(args, out)
     cost = all_records(done, out) if others else ""
-    inputs = Inputs(views, tuple(with_studies), reported, command, scope=scope, cost=cost)
+    v2 = registration.prepare(done, base, claimed.reported) if everything else None
+    inputs = Inputs(
+        views, tuple(with_studies), reported, command, scope=scope, cost=cost, registered=v2
+    )
     return build(inputs, out, others), reported_runs, len(plan.runs)
 
 

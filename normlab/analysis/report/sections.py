@@ -7,6 +7,7 @@ from pathlib import Path
 
 from normlab.analysis.claims import notation
 from normlab.analysis.claims import verdicts as vd
+from normlab.analysis.claims.pinned import shown
 from normlab.analysis.claims.stats import describe
 from normlab.analysis.report.figures import gallery
 from normlab.analysis.report.tables import alongside, datasets, long_title, markdown, plural, title
@@ -67,11 +68,12 @@ def study_table(study: StudyView) -> str:
             seconds += f" ({', '.join(sorted({r.device for r in runs}))})"
         stats = describe(g.usable)
         planned = len(runs) + sum(1 for v, _ in study.missing if v == variant)
+        seeds = f" ({shown([r.seed for r in runs])})" if runs else ""
         rows.append(
             [
                 variant,
                 overrides,
-                f"{len(runs)}/{planned}",
+                f"{len(runs)}/{planned}{seeds}",
                 notation.pm(stats),
                 "–" if not stats.n else f"{stats.median:.2f}",
                 "–" if not stats.n else f"{stats.low:.2f}–{stats.high:.2f}",
@@ -85,7 +87,7 @@ def study_table(study: StudyView) -> str:
     header = [
         "variant",
         "overrides",
-        "runs",
+        "runs (seeds)",
         "final test acc %",
         "median",
         "min–max",

@@ -7,6 +7,7 @@ from typing import Any
 
 from normlab.analysis.claims import judge as cl
 from normlab.analysis.claims import verdicts as vd
+from normlab.analysis.report import overlap
 from normlab.analysis.report.tables import cell, datasets, markdown, plural, title
 from normlab.analysis.report.views import Inputs, StudyView
 
@@ -68,17 +69,6 @@ def hardware(runs: Sequence[vd.Outcome]) -> list[str]:
     ]
 
 
-def shared(runs: Sequence[vd.Outcome]) -> str:
-    """Say when runs shared their machine: their seconds include the waiting."""
-    busy = [r for r in runs if r.concurrent > 1]
-    if not busy:
-        return ""
-    return (
-        f" ({len(busy)} runs trained up to {max(r.concurrent for r in busy)} at a time on one "
-        "machine, so their seconds include the sharing)"
-    )
-
-
 def distinct(studies: Sequence[StudyView]) -> tuple[list[vd.Outcome], int]:
     """The runs with records and the number of planned runs, a run that two studies plan (the
     same identity key: e.g. `batch`'s recipe batch size and `norms`) counted once."""
@@ -101,7 +91,7 @@ def summary(inputs: Inputs, verdicts: Sequence[cl.Verdict]) -> str:
         "",
         f"**Runs**: {len(runs)} of {planned} planned runs have records (a run two studies "
         "share counted once); "
-        f"training time {sum(r.seconds for r in runs) / 60:.1f} min in all{shared(runs)}.",
+        f"training time {sum(r.seconds for r in runs) / 60:.1f} min in all{overlap.shared(runs)}.",
         "",
         "**Hardware**:",
         "",

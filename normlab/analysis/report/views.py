@@ -50,6 +50,7 @@ class Inputs:
     notes: tuple[str, ...] = field(default_factory=tuple)
     scope: str = ""  # what this report is when it is not the project's answer (a profile …)
     cost: str = ""  # results/README.md only: every run under results/ together (report.all_records)
+    registered: Any = None  # results/README.md only: claims v2 (confirmation.Registered)
 
 
 def outcome(record: Record | Diverged) -> vd.Outcome:

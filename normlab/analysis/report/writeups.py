@@ -4,16 +4,19 @@ each number a write-up reported beside normlab's for the same variant."""
 from collections.abc import Sequence
 
 from normlab.analysis.claims import judge as cl
+from normlab.analysis.claims.pinned import V1_SEEDS, restrict, shown
 from normlab.analysis.report.tables import cell, markdown, title
 from normlab.analysis.report.views import Inputs
 
 
 def judge_all(inputs: Inputs) -> list[cl.Verdict]:
+    """Version 1's verdicts, on seeds 0–2 only (normlab.analysis.claims.pinned)."""
+    pinned = [(claim, restrict(study) if study else None) for claim, study in inputs.claims]
     return [
         cl.judge(claim, study.runs, study.missing, not_run=study.not_run)
         if study
         else cl.judge(claim, (), (), False)
-        for claim, study in inputs.claims
+        for claim, study in pinned
     ]
 
 
@@ -25,8 +28,9 @@ def claims_section(found: Sequence[cl.Verdict], inputs: Inputs) -> str:
         "## Claims",
         "",
         "Each claim of the write-ups as a test written in `studies/claims.yaml` before its runs "
-        "landed (kinds: see `normlab/analysis/claims.py`). A claim over several pairs is one "
-        "family, Holm-adjusted, supported only when every pair is.",
+        "landed (kinds: see `normlab/analysis/claims.py`), judged on "
+        f"{shown(V1_SEEDS)} only, so that seeds added later never move these verdicts. A claim "
+        "over several pairs is one family, Holm-adjusted, supported only when every pair is.",
         "",
     ]
     for v in found:
@@ -46,7 +50,7 @@ def replication(inputs: Inputs) -> str:
         rows = []
         for r in (x for x in inputs.reported if x.source == source):
             study = studies.get(r.study)
-            runs = study.of(r.variant) if study else []
+            runs = restrict(study).of(r.variant) if study else []
             rows.append(
                 [
                     f"`{r.study}`",
@@ -61,8 +65,8 @@ def replication(inputs: Inputs) -> str:
             "study",
             "variant",
             "reported %",
-            "normlab final %",
-            "normlab best-epoch %",
+            f"normlab final % ({shown(V1_SEEDS)})",
+            f"normlab best-epoch % ({shown(V1_SEEDS)})",
             "note",
         ]
         lines += [f"### Write-up {source}", "", markdown(header, rows), ""]

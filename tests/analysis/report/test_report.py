@@ -91,7 +91,7 @@ def test_a_seed_at_chance_gets_the_did_not_learn_wording(built):
     verdict = next(line for line in readme.splitlines() if line.startswith("- **none** vs **bn**"))
     assert "(did not learn); the 2 that learned are compared" in verdict
     assert "n = 2 vs 3" in verdict and "Holm p" in verdict
-    assert "| none | norm=none | 3/3 | 98.95 ± 0.07 |" in readme  # not 69.18 ± 50.09
+    assert "| none | norm=none | 3/3 (seeds 0–2) | 98.95 ± 0.07 |" in readme  # not 69.18 ± 50.09
     assert "98.95 ± 0.07 (2 of 3; 1 did not learn)" in readme  # the summary's cell
 
 
@@ -397,7 +397,7 @@ def test_a_diverged_seed_is_counted_and_named_and_every_figure_draws(tmp_path):
     assert "its one seed diverged (seed 0: diverged at epoch 1, step 3)" in readme
     verdict = next(line for line in readme.splitlines() if line.startswith("- **none** vs **bn**"))
     assert "(did not learn); the 2 that learned are compared" in verdict
-    assert "| none | norm=none | 3/3 | 98.95 ± 0.07 |" in readme
+    assert "| none | norm=none | 3/3 (seeds 0–2) | 98.95 ± 0.07 |" in readme
     assert "**in** vs **bn**: cannot be tested (not testable: no runs with numbers" in readme
     assert "nan" not in readme.lower()
     assert len(list(tmp_path.glob("*.png"))) == 5  # curves, accuracy, features, errors, grid
