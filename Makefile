@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 # `dvc plots show` page with vega inlined, so charts draw offline (.dvc/config.local names it).
 TEMPLATE := .dvc/plots_template.html
 
-.PHONY: repro test test-slow lint bench install clean study plan verify report proxy
+.PHONY: repro test test-slow lint bench install clean study plan status show verify report proxy
 
 # The venv is rebuilt only when the pinned dependencies change.
 $(STAMP): pyproject.toml requirements.lock
@@ -53,6 +53,18 @@ plan: $(STAMP)
 	$(BIN)/python -m normlab.analysis.study plan --jobs $(JOBS) $(ARGS)
 	@# each claims-v2 test on these studies: its registered n and its runs done
 	$(BIN)/python -m normlab.analysis.claims.progress $(ARGS)
+
+# What `make study` shows, from another terminal or any machine sharing this checkout: every
+# runner's runs done / total and ETA, and each running run (.normlab/progress/). FOLLOW=1 keeps
+# it up to date (as `make study` does) until Ctrl-C.
+status: $(STAMP)
+	@$(BIN)/python -m normlab.analysis.study status $(if $(FOLLOW),--follow)
+
+# One record's numbers and test-accuracy curve, and its history in DVCLive's layout under
+# .normlab/dvclive/ for `dvc plots`: make show RUN=results/runs/norms/bn/s0.json
+show: $(STAMP)
+	@test -n "$(RUN)" || { echo "usage: make show RUN=results/runs/<study>/<variant>/s<seed>.json"; exit 2; }
+	@$(BIN)/python -m normlab.analysis.study show $(RUN)
 
 # Retrain the run behind one record and compare: make verify RUN=results/runs/norms/bn/s0.json
 verify: $(STAMP)

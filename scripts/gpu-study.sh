@@ -85,7 +85,7 @@ train() {
     --deadline "$seconds" --commit --set device="${DEVICE:-cuda}" --set engine.threads=1 2>&1 |
     tee -a "$out/study.log"
   wait
-  for log in "$NORMLAB_CACHE"/logs/*/*.log; do  # each run's epochs, for timing the next plan
+  for log in .normlab/logs/*/*.log; do  # each run's epochs, for timing the next plan
     [ -f "$log" ] && { echo "== $log"; tail -n 3 "$log"; } >>"$out/study.log"
   done
   if [ "$(git rev-list --count "$base"..gpu)" -gt 0 ]; then

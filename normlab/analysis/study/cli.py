@@ -3,33 +3,36 @@
     python -m normlab.analysis.study run    [plan options] [--jobs N] [--shard I/N] [--commit]
     python -m normlab.analysis.study plan   [plan options] [--jobs N] [--shard I/N]
     python -m normlab.analysis.study verify results/runs/norms/bn/s0.json
+    python -m normlab.analysis.study show   results/runs/norms/bn/s0.json
+    python -m normlab.analysis.study status [--follow]
 
 Plan options: --file F, --study S (repeatable), --profile P, --epochs N, --set key=value.
 
 `run` skips every planned run whose identity key already has a record anywhere under
-results/ and trains the rest, N at a time, one worker process each
-(normlab.analysis.study.pool);
-an interrupted study rerun with the same command resumes where it stopped. `--shard I/N`
-takes the I-th of N disjoint slices of the plan, so N machines can share a study and merge
-their records through git. `plan` lists the runs, which are done, and an estimate of the time
-the rest take from the seconds of similar records. `verify` retrains the run behind one record
-and says how its numbers compare with it (normlab.analysis.study.retrain).
+results/ and trains the rest, N at a time, one worker process each (normlab.analysis.study.pool),
+under leases shared with any other runner of the checkout (leases.py), showing them live
+(live.py); an interrupted study rerun with the same command resumes where it stopped.
+`--shard I/N` takes the I-th of N disjoint slices of equal cost (cost.py), so N machines can
+share a study and merge their records through git. `plan` lists the runs, which are done, and
+an estimate of the time the rest take from the seconds of similar records. `verify` retrains
+the run behind one record and says how its numbers compare with it
+(normlab.analysis.study.retrain); `show` prints one (show.py); `status` is the live view from
+another terminal.
 """
 
 import argparse
 import json
 import re
 import sys
-import time
 from pathlib import Path
 from typing import get_args
 
-from normlab.analysis.study import estimates, flags, pool, records, retrain, store
+from normlab.analysis.study import estimates, flags, live, pool, records, retrain, show, store
+from normlab.analysis.study.leases import EXPIRY_S
 from normlab.analysis.study.pick import pick
 from normlab.analysis.study.plan import RESULTS, Plan, PlannedRun
 from normlab.analysis.study.records import Record
 from normlab.errors import NormlabError
-from normlab.train import checkpoint
 from normlab.train.device import host
 from normlab.types import Device
 
@@ -114,8 +117,8 @@ def check_room(runs: list[PlannedRun]) -> None:
 
 
 def run(the_plan: Plan, args: argparse.Namespace) -> int:
-    """Train what the plan (or the part picked) lacks; exit code 0 if every run has a record."""
-    jobs, commit = args.jobs, args.commit
+    """Train what the plan (or the part picked) lacks, and nobody else holds; exit code 0 if
+    every run has a record (its own or another runner's)."""
     runs, sliced = _sliced(the_plan, args)
     known = _known()
     left = todo(runs, known, _diverged())
@@ -124,13 +127,20 @@ def run(the_plan: Plan, args: argparse.Namespace) -> int:
     here = host()
     print(
         f"{len(the_plan.runs)} runs planned{sliced}: {len(runs) - len(left)} have records, "
-        f"{len(left)} to train, {jobs} at a time; {estimates.eta(left, known, jobs, here)}"
+        f"{len(left)} to train, {args.jobs} at a time; "
+        f"{estimates.eta(left, known, args.jobs, here)}"
         + (f"; {_diverged_text(before)}, not retrained" if before else ""),
         flush=True,
     )
-    logs = checkpoint.cache_dir() / "logs" / time.strftime("%Y%m%d-%H%M%S") if jobs > 1 else None
     failed = pool.run_all(
-        left, known, jobs=jobs, commit=commit, logs=logs, host=here, seconds=args.deadline
+        left,
+        known,
+        jobs=args.jobs,
+        commit=args.commit,
+        host=here,
+        seconds=args.deadline,
+        expiry_s=args.lease_expiry,
+        done_before=len({r.key for r in runs}) - len(left),
     )
     diverged = _diverged_runs(runs, known)  # `known` now holds the new records too
     done = records.done(known)
@@ -204,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument(
             "--shard",
             metavar="I/N",
-            help="only the I-th of N disjoint slices of the plan (1-based)",
+            help="only the I-th of N disjoint slices of the plan, of equal cost (1-based)",
         )
         sub.add_argument("--variant", action="append", help="only this variant (repeatable)")
         sub.add_argument("--seed", action="append", type=int, help="only this seed (repeatable)")
@@ -215,6 +225,14 @@ def main(argv: list[str] | None = None) -> None:
                 help="git-commit each record (only its files) as it lands",
             )
             sub.add_argument(
+                "--lease-expiry",
+                type=parse_duration,
+                default=EXPIRY_S,
+                metavar="DURATION",
+                help="a run whose lease has had no heartbeat for this long is taken over "
+                "(default: 5m; give every runner sharing the checkout the same)",
+            )
+            sub.add_argument(
                 "--deadline",
                 type=parse_duration,
                 metavar="DURATION",
@@ -222,6 +240,10 @@ def main(argv: list[str] | None = None) -> None:
                 "90s (priced from similar records, as the ETA; a run with none starts until "
                 "then; a rerun continues): for a session's end or a machine lent for a while",
             )
+    watch = commands.add_parser("status", help="what runs now in this checkout, as make study")
+    watch.add_argument("--follow", action="store_true", help="keep it up to date")
+    look = commands.add_parser("show", help="a record's numbers and curve; its TSVs for dvc plots")
+    look.add_argument("record", type=Path, help="e.g. results/runs/norms/bn/s0.json")
     check = commands.add_parser("verify", help="retrain the run behind a record and compare")
     check.add_argument("record", type=Path, help="e.g. results/runs/norms/bn/s0.json")
     check.add_argument(
@@ -232,8 +254,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "verify":
         sys.exit(retrain.verify(args.record, args.device))
+    if args.command == "status":
+        return live.status(args.follow, sys.stdout)
+    if args.command == "show":
+        return show.show(args.record, sys.stdout)
     if args.jobs < 1:
         raise NormlabError(f"--jobs {args.jobs}: must be at least 1")
+    if args.command == "run" and args.lease_expiry < 1:  # every lease would look dead at once
+        raise NormlabError("--lease-expiry: must be at least 1s (default 5m)")
     the_plan = flags.plan_from_args(args)
     if args.command == "plan":
         show_plan(the_plan, args)

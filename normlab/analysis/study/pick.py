@@ -1,9 +1,12 @@
 """Which runs of a plan this command takes: `--variant`, `--seed` and `--shard I/N`.
 
-Shards let N machines share a study without talking to each other: each computes the same
-slices from the same plan and merges its records through git.
+Shards let N machines that share only git split a study without talking to each other: each
+computes the same slices, of equal cost (cost.py), from the same plan and merges its records
+through git. Machines that share a filesystem need no shards: leases hand each the next free
+run (leases.py).
 """
 
+from normlab.analysis.study import cost
 from normlab.analysis.study.plan import PlannedRun
 from normlab.errors import NormlabError
 
@@ -19,12 +22,9 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def shard(runs: list[PlannedRun], index: int, count: int) -> list[PlannedRun]:
-    """The index-th (1-based) of `count` disjoint slices: runs sorted by identity key, dealt
-    round-robin, so every machine computes the same slices from the same plan, whatever
-    records it already has. A run planned twice (same key) lands in one slice."""
-    keys = sorted({r.key for r in runs})
-    mine = set(keys[index - 1 :: count])
-    return [r for r in runs if r.key in mine]
+    """The index-th (1-based) of `count` disjoint slices of equal cost (cost.shards), computed
+    from the whole plan, so every machine gets the same slices whatever records it has."""
+    return cost.shards(runs, count)[index - 1]
 
 
 def pick(

@@ -10,115 +10,78 @@ twice. A worker that stops with a user error (exit 2: a diverged run, a bad para
 retried: it would fail the same way; one that left a divergence record is reported as diverged
 (a result: planning counts it done), not as failed.
 
-With `commit`, each record (or divergence record) is committed as it lands (only its own
-paths), so a long study survives its session being killed; records are what a clone, another
-machine or the report reads.
+With `commit`, each record (or divergence record) is committed as it lands (commits.py).
+Runners sharing a checkout (or its filesystem) share the work: a runner takes each run under a
+lease (leases.py), longest first (cost.py), skips runs others hold,
+and, when only those are left, waits for them: one that another runner recorded meanwhile is
+done, one whose lease expired it takes over. Workers log to .normlab/logs/ and keep progress
+files that the live view (live.py) draws.
 """
 
-import json
 import os
 import signal
-import subprocess
+import socket
 import sys
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TextIO
 
-from normlab.analysis.study import store
+from normlab.analysis.study import leases, progress, store
+from normlab.analysis.study.commits import commit_record
+from normlab.analysis.study.cost import longest_first
 from normlab.analysis.study.estimates import estimate, eta
+from normlab.analysis.study.leases import Leases
+from normlab.analysis.study.live import View
 from normlab.analysis.study.plan import PlannedRun
+from normlab.analysis.study.processes import Active, exit_reason, last_line, spawn
 from normlab.analysis.study.records import Record
-from normlab.analysis.study.worker import Job, ensure_data
+from normlab.analysis.study.sharing import Share
+from normlab.analysis.study.worker import LEASE_LOST, Job, ensure_data
 from normlab.train import checkpoint
 
 USER_ERROR = 2  # run_stage's exit code for a NormlabError: deterministic, not worth a retry
 POLL_S = 0.2
-
-
-@dataclass
-class Active:
-    run: PlannedRun
-    attempt: int
-    process: subprocess.Popen
-    started: float
-    log: Path | None
-
-
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit {code}"
-
-
-def _last_line(log: Path | None) -> str:
-    if log is None or not log.exists():
-        return ""
-    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    return f": {lines[-1].strip()}" if lines else ""
-
-
-def commit_record(paths: list[Path], message: str, out: TextIO) -> None:
-    """Commit exactly these paths (others' staged or modified files stay as they are)."""
-    names = [str(p) for p in paths]
-    for attempt in range(20):  # other people's git commands hold .git/index.lock briefly
-        add = subprocess.run(["git", "add", "--", *names], capture_output=True, text=True)
-        done = add.returncode == 0 and subprocess.run(
-            ["git", "commit", "-q", "-m", message, "--only", "--", *names],
-            capture_output=True,
-            text=True,
-        )
-        if done and done.returncode == 0:
-            return
-        err = (add if add.returncode else done).stderr.strip()
-        if "index.lock" not in err or attempt == 19:
-            print(f"warning: could not commit {names[-1]}: {err.splitlines()[-1:]}", file=out)
-            return
-        time.sleep(0.5)
-
-
-def spawn(job: Job, log: Path | None) -> subprocess.Popen:
-    """Start a worker for `job`, its output to `log` (or to this terminal)."""
-    args = [sys.executable, "-m", "normlab.analysis.study.worker", json.dumps(asdict(job))]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if log is None:
-        return subprocess.Popen(args, env=env)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as sink:
-        return subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env=env)
+LOOK_S = 2.0  # with only runs others hold left, look for one recorded or expired this often
+LOGS = Path(".normlab/logs")  # worker logs, a folder per runner: in the checkout, for any host
 
 
 class Runner:
-    """Keeps `jobs` workers busy until every run has a record or has failed."""
+    """Keeps `jobs` workers busy until every run has a record (its own, or another runner's)
+    or has failed."""
 
     def __init__(
         self,
         runs: list[PlannedRun],
-        known: list[Record],
+        share: Share,
         jobs: int,
-        commit: bool,
-        logs: Path | None,
-        out: TextIO,
+        *,
         host: str,
+        view: View,
+        commit: bool = False,
         deadline: float | None = None,
+        done_before: int = 0,
     ):
-        self.pending = deque((run, 1) for run in runs)
-        self.known, self.jobs, self.commit, self.logs, self.out = known, jobs, commit, logs, out
-        self.deadline = deadline  # time.monotonic() by which the runs started should end
+        """`deadline`: a time.monotonic() by which the runs started should end (priced from
+        the records made on `host`, this machine); `done_before`: the plan's runs recorded
+        already (for the view's runs done / total)."""
+        self.pending = deque((run, 1) for run in longest_first(runs))
+        self.share, self.known = share, share.known
+        self.jobs, self.commit, self.view, self.deadline = jobs, commit, view, deadline
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{socket.gethostname()}-{os.getpid()}"
+        self.logs = LOGS / stamp
         self.host = host  # the machine whose records price the runs here
         self.prices: dict[str, float | None] = {}  # by label, until a new record lands
         self.active: list[Active] = []
         self.failed: list[str] = []
         self.diverged: list[str] = []  # exit 2 with a divergence record: a result, not a failure
+        self.elsewhere: list[str] = []  # recorded by another runner meanwhile
+        self.waiting = 0  # pending runs that other runners held at the last look
+        self.look_at = 0.0  # time.monotonic() of the next look at them
         self.started = self.finished = 0
-        self.total = len(runs)
+        self.total, self.done_before = len(runs), done_before
 
     def say(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
+        self.view.say(line)
 
     def start(self, run: PlannedRun, attempt: int) -> None:
         job = Job(
@@ -128,62 +91,77 @@ class Runner:
             run.params,
             str(run.path),
             concurrent=len(self.active) + 1,
+            **self.share.job_fields(run),
         )
-        # several workers: each to its own log, so the terminal stays legible
-        log = self.logs / f"{run.study}-{run.variant}-s{run.seed}.log" if self.logs else None
+        log = self.logs / f"{run.study}-{run.variant}-s{run.seed}.log"
         process = spawn(job, log)
         resume = checkpoint.cache_path(checkpoint.fingerprint(run.params)).exists()
         note = ", resumes from its checkpoint" if resume else ""
-        where = f", log {log}" if log else ""
         if attempt == 1:
             self.started += 1
             what = f"start {self.started}/{self.total} {run.label} (pid"
         else:
             what = f"restart {run.label} (attempt {attempt}, pid"
-        self.say(f"{what} {process.pid}{where}{note})")
+        self.say(f"{what} {process.pid}, log {log}{note})")
         self.active.append(Active(run, attempt, process, time.monotonic(), log))
+        self.share.changed()
 
     def finish(self, slot: Active, code: int) -> None:
         run, seconds = slot.run, time.monotonic() - slot.started
         if code == 0 and run.path.exists():
-            record = store.read(run.path)
-            self.known.append(record)
-            self.prices.clear()  # the new record may price the runs left better
-            self.finished += 1
-            left = [r for r, _ in self.pending] + [a.run for a in self.active]
-            time_left = eta(left, self.known, self.jobs, self.host)
-            self.say(
-                f"done {self.finished}/{self.total} {run.label}: "
-                f"{record.final.acc:.2f} % in {record.seconds:.1f} s of training "
-                f"({seconds:.0f} s in all) → {run.path}; {time_left}"
-            )
-            if self.commit:
-                commit_record(
-                    [p for p in (store.sidecar(run.path), run.path) if p.exists()],
-                    f"record: {run.label}: {record.final.acc:.2f}%",
-                    self.out,
-                )
+            self.share.let_go(run.label)
+            self.recorded(run, store.read(run.path), seconds)
             return
-        reason = _exit_reason(code) + _last_line(slot.log)
+        if code == LEASE_LOST:  # a stall outlived its lease: the runner that took it records it
+            self.share.lost(run.label)
+            self.say(f"lost {run.label} after {seconds:.0f} s{last_line(slot.log)}")
+            return
+        reason = exit_reason(code) + last_line(slot.log)
         marker = store.diverged_path(run.path)
         if code == USER_ERROR and marker.exists():
+            self.share.let_go(run.label)
             self.say(
                 f"diverged {run.label} after {seconds:.0f} s ({reason}); {marker} counts it "
                 "as done (delete it to retry)"
             )
             self.diverged.append(run.label)
             if self.commit:  # a result too: a clone must not train it again to learn that
-                commit_record([marker], f"record: {run.label}: diverged", self.out)
+                commit_record([marker], f"record: {run.label}: diverged", self.say)
             return
-        if code != USER_ERROR and slot.attempt == 1:
+        if code != USER_ERROR and slot.attempt == 1 and not self.share.holds(run.label):
+            self.share.lost(run.label)
+            self.say(f"lost {run.label}: its worker died and another runner took the run over")
+        elif code != USER_ERROR and slot.attempt == 1:  # its lease stays held for the retry
             self.say(
                 f"worker for {run.label} died after {seconds:.0f} s ({reason}); "
                 "starting it once more"
             )
             self.pending.appendleft((run, 2))
         else:
+            self.share.let_go(run.label)
             self.say(f"failed {run.label} after {seconds:.0f} s ({reason})")
             self.failed.append(run.label)
+
+    def recorded(self, run: PlannedRun, record: Record, seconds: float) -> None:
+        """The run's worker wrote its record: say so (with the time left), commit it."""
+        self.share.add(record)
+        self.prices.clear()  # the new record may price the runs left better
+        self.finished += 1
+        time_left = eta(self.left(), self.known, self.jobs, self.host)
+        self.say(
+            f"done {self.finished}/{self.total} {run.label}: "
+            f"{record.final.acc:.2f} % in {record.seconds:.1f} s of training "
+            f"({seconds:.0f} s in all) → {run.path}; {time_left}"
+        )
+        if self.commit:
+            commit_record(
+                [p for p in (store.sidecar(run.path), run.path) if p.exists()],
+                f"record: {run.label}: {record.final.acc:.2f}%",
+                self.say,
+            )
+
+    def left(self) -> list[PlannedRun]:
+        return [r for r, _ in self.pending] + [a.run for a in self.active]
 
     def fits(self, run: PlannedRun) -> bool:
         """Whether `run` should end before the deadline, priced from similar records as the
@@ -195,13 +173,43 @@ class Runner:
         return time.monotonic() + (self.prices[run.label] or 0.0) < self.deadline
 
     def next_run(self) -> tuple[PlannedRun, int] | None:
-        """The first pending run that fits: one too long for the time left waits for the next
-        call, and a shorter one behind it goes first."""
-        for item in self.pending:
-            if self.fits(item[0]):
+        """The first pending run (longest first) that fits and that this runner holds or can
+        take: one too long for the time left waits for the next call, and a shorter one behind
+        it goes first; one another runner holds waits for the next look (LOOK_S)."""
+        if time.monotonic() < self.look_at:
+            return None
+        now, self.waiting = self.share.clock(), 0
+        for item in list(self.pending):
+            if self.fits(item[0]) and self.take(item[0], now):
                 self.pending.remove(item)
                 return item
+        if self.waiting:
+            self.look_at = time.monotonic() + LOOK_S
         return None
+
+    def take(self, run: PlannedRun, now: float) -> bool:
+        """Whether this runner may train `run` now; one recorded elsewhere leaves the plan."""
+        taken = self.share.take(run, now)
+        if taken == "held":
+            self.waiting += 1
+        elif taken == "recorded":
+            self.pending.remove((run, 1))
+            self.elsewhere.append(run.label)
+            self.say(f"skip {run.label}: another runner recorded it meanwhile")
+        return taken == "taken"
+
+    def summary(self) -> dict:
+        """What `study status` says of this runner: its plan's runs done, running, to go."""
+        done = self.finished + len(self.diverged) + len(self.elsewhere)
+        return {
+            "jobs": self.jobs,
+            "done": self.done_before + done,
+            "total": self.done_before + self.total,
+            "running": {a.run.label: a.process.pid for a in self.active},  # workers' pids
+            "waiting": self.waiting,
+            "failed": self.failed,
+            "eta": eta(self.left(), self.known, self.jobs, self.host),
+        }
 
     def run(self) -> list[str]:
         """Train everything pending (up to the deadline, if any: then the runs left wait for
@@ -210,17 +218,21 @@ class Runner:
             while self.pending or self.active:
                 while len(self.active) < self.jobs and (item := self.next_run()):
                     self.start(*item)
-                if not self.active:  # nothing runs and nothing pending fits
+                if not self.active and not self.waiting:  # nothing runs, nothing pending fits
                     break
                 time.sleep(POLL_S)
                 for slot in [a for a in self.active if a.process.poll() is not None]:
                     self.active.remove(slot)
                     self.finish(slot, slot.process.returncode)
+                    self.share.changed()
+                self.share.beat(self.summary)
+                self.view.tick()
         finally:
             for slot in self.active:  # interrupted: stop our workers; their checkpoints remain
                 slot.process.terminate()
             for slot in self.active:
                 slot.process.wait()
+            self.share.close()  # the leases of runs left unfinished go back
         if self.pending:
             left = len(self.pending)
             self.say(
@@ -236,22 +248,34 @@ def run_all(
     *,
     jobs: int,
     commit: bool,
-    logs: Path | None,
     host: str,
-    out: TextIO = sys.stdout,
     seconds: float | None = None,
+    expiry_s: float = leases.EXPIRY_S,
+    done_before: int = 0,
 ) -> list[str]:
-    """Train `runs` (none done yet) `jobs` at a time; return the labels of those that failed.
-    With `seconds` (a machine lent for a while, a session's end), a run starts only if it
-    should end within that long, priced from `known` records made on `host` (this machine);
-    the rest wait for the next call.
+    """Train `runs` (none recorded yet) `jobs` at a time, each under a lease (expiring after
+    `expiry_s` without a heartbeat), under the live view; return the labels of those that
+    failed. With `seconds`, only runs that should end within that long start (Runner).
 
-    A SIGTERM to the parent stops its workers too (their checkpoints stay for the rerun)."""
-    deadline = None if seconds is None else time.monotonic() + seconds
+    Datasets are fetched first, once, not raced by the workers; a SIGTERM to this process stops
+    its workers too (their checkpoints stay for the rerun)."""
     for dataset in sorted({r.params["dataset"] for r in runs}):
-        ensure_data(dataset)  # once here, not raced by N workers
+        ensure_data(dataset)
+    progress.remove_stale(progress.FOLDER, expiry_s)  # left by runners that died
+    deadline = None if seconds is None else time.monotonic() + seconds
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
-        return Runner(runs, known, jobs, commit, logs, out, host, deadline).run()
+        with View(sys.stdout) as view:
+            share = Share(Leases(expiry_s=expiry_s), known, view.say)
+            return Runner(
+                runs,
+                share,
+                jobs,
+                host=host,
+                view=view,
+                commit=commit,
+                deadline=deadline,
+                done_before=done_before,
+            ).run()
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -8,11 +8,19 @@ normlab.analysis.study.pool starts one such process per run; `verify`
 DivergedError gets a divergence record (`s<seed>.diverged.json`, records.Diverged) instead,
 and the worker still exits 2. The run trains from its per-epoch checkpoint in normlab's cache
 (`checkpoint.cache_path`) when one is there, so a killed worker's run resumes on its restart.
+
+Started by a runner, a worker also keeps its run's progress file and lease fresh
+(progress.Tracker), and writes the record only while its lease is still its runner's: a run
+another runner took over (its lease expired) is recorded by that one; this worker exits 3.
 """
 
+import dataclasses
 import json
+import socket
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +29,10 @@ import numpy as np
 import torch
 
 from normlab import config
-from normlab.analysis.study import records, store
+from normlab.analysis.study import leases, records, store
+from normlab.analysis.study.cost import steps_per_epoch
+from normlab.analysis.study.leases import Lease
+from normlab.analysis.study.progress import EVERY_S, Tracker
 from normlab.analysis.study.records import Diverged, Record
 from normlab.data import fetch, specs
 from normlab.errors import DivergedError, NormlabError, run_stage
@@ -29,6 +40,8 @@ from normlab.paths import RAW
 from normlab.train import checkpoint, device, plots, run
 from normlab.train.metrics import misclassified
 from normlab.train.prepare import Prepared, prepare
+
+LEASE_LOST = 3  # exit code: another runner took the run over; this one wrote no record
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,20 @@ class Job:
     # Set when the job starts (not when its record is written): which code trained it, from when.
     code: str = field(default_factory=lambda: code_version())
     started: str = field(default_factory=lambda: now())
+    # From a runner: the run's lease (file and token), its progress file, and how often to
+    # refresh both (None: a worker on its own, e.g. `verify`'s, keeps neither).
+    lease: str | None = None
+    token: str | None = None
+    progress: str | None = None
+    beat_s: float = EVERY_S
+
+    @property
+    def label(self) -> str:
+        return f"{self.study}/{self.variant}/s{self.seed}"
+
+
+class LeaseLost(NormlabError):
+    """The run's lease expired and another runner holds it now: it records the run."""
 
 
 def _git(*args: str) -> str | None:
@@ -129,15 +156,25 @@ def _run_fields(job: Job, params: config.Params, prep: Prepared) -> dict:
     }
 
 
-def work(job: Job) -> tuple[Record | Diverged, np.ndarray | None]:
+def _tracked(prep: Prepared, tracker: Tracker | None) -> Prepared:
+    """`prep` with a batcher that counts the training steps for `tracker`; the same otherwise
+    (the batcher is called once per step: loop.fit needs no hook of its own)."""
+    if tracker is None:
+        return prep
+    return dataclasses.replace(prep, batcher=tracker.batcher(prep.batcher))
+
+
+def work(job: Job, tracker: Tracker | None = None) -> tuple[Record | Diverged, np.ndarray | None]:
     """Train and score one run; return its record and, for a dataset the repo does not ship,
     the misclassified test images (the grid must be redrawable from the repo alone). A run that
-    diverged is a result too: its divergence record (who, what, where, and the message)."""
+    diverged is a result too: its divergence record (who, what, where, and the message).
+    `tracker`, if given, is told every step and every epoch."""
     params = config.Params.model_validate(job.params)
     prep = prepare(params)
     saved = checkpoint_of(job)
+    log = None if tracker is None else tracker.epoch
     try:
-        fitted = run.train(params, prep, saved)
+        fitted = run.train(params, _tracked(prep, tracker), saved, log)
     except DivergedError as err:
         return Diverged.model_validate({**_run_fields(job, params, prep), "error": str(err)}), None
     scored = run.score(params, prep, fitted.history)
@@ -177,15 +214,56 @@ def work(job: Job) -> tuple[Record | Diverged, np.ndarray | None]:
     return record, prep.test.images[index].cpu().numpy()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of a worker: train the job's run, write its record, drop its checkpoint."""
+def tracker_of(job: Job) -> Tracker | nullcontext:
+    """The job's progress tracker (a no-op context when no runner asked for one)."""
+    if job.progress is None:
+        return nullcontext()
+    about = {
+        "label": job.label,
+        "record": job.record,
+        "host": socket.gethostname(),
+        "runner": job.token,
+        "started": job.started,
+    }
+    lease = Lease(Path(job.lease), job.token or "") if job.lease else None
+    shape = job.params["recipe"]["epochs"], steps_per_epoch(job.params)
+    return Tracker(Path(job.progress), about, shape, lease, job.beat_s)
+
+
+def check_lease(job: Job) -> None:
+    """Before a record is written: the run must still be this runner's (see leases.held)."""
+    if job.lease and not leases.held(Lease(Path(job.lease), job.token or "")):
+        raise LeaseLost(
+            f"{job.label}: lease {job.lease} expired and another runner took the run over; "
+            "it writes the record (no record written here)"
+        )
+
+
+Train = Callable[[Job, Tracker | None], tuple[Record | Diverged, np.ndarray | None]]
+
+
+def main(argv: list[str] | None = None, train: Train = work) -> None:
+    """Entry point of a worker: train the job's run, write its record, drop its checkpoint.
+    `train` is `work` but in tests, which stand in a worker that only pretends to train."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         raise NormlabError("usage: python -m normlab.analysis.study.worker '<job as JSON>'")
     job = Job(**json.loads(argv[0]))
     checkpoint.prune()  # abandoned runs' checkpoints, as the train stage does
     ensure_data(job.params["dataset"])
-    record, images = work(job)
+    try:
+        with tracker_of(job) as tracker:
+            _train_and_record(job, train, tracker)
+    except LeaseLost as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(LEASE_LOST)
+
+
+def _train_and_record(job: Job, train: Train, tracker: Tracker | None) -> None:
+    """Train, then write the record (or divergence record) if the run is still this runner's;
+    its checkpoint goes only then, since a runner that took the run over resumes from it."""
+    record, images = train(job, tracker)
+    check_lease(job)
     if isinstance(record, Diverged):  # planning counts it done, the report names it
         path = store.write_diverged(store.diverged_path(Path(job.record)), record)
         checkpoint_of(job).remove()

@@ -18,6 +18,9 @@ from helpers import HOST, TINY, env_for, git, record_dict, study, study_text, ti
 from normlab import config
 from normlab.analysis.study import cli, estimates, pool, records, store, worker
 from normlab.analysis.study import plan as studies
+from normlab.analysis.study.leases import Leases
+from normlab.analysis.study.live import View
+from normlab.analysis.study.sharing import Share
 from normlab.errors import NormlabError
 
 
@@ -111,9 +114,10 @@ def test_a_killed_worker_is_reported_and_its_run_resumes_from_its_checkpoint(tmp
     assert process.returncode == 0, out
     assert "worker for t/bn/s0 died" in out and "killed by SIGKILL" in out
     assert "restart t/bn/s0 (attempt 2, pid" in out and "resumes from its checkpoint" in out
-    assert "resuming from" in out
-    assert "of 12 epochs done" in out and "epoch   1/12" in out.split("resuming from")[0]
-    assert "epoch   1/12" not in out.split("resuming from")[1]  # not trained from scratch
+    (log,) = (repo / ".normlab/logs").glob("*/t-bn-s0.log")  # both attempts' output
+    both = log.read_text()
+    assert "of 12 epochs done" in both and "epoch   1/12" in both.split("resuming from")[0]
+    assert "epoch   1/12" not in both.split("resuming from")[1]  # not trained from scratch
     path = repo / "results/t/runs/t/bn/s0.json"
     assert [h["epoch"] for h in store.read(path).history] == list(range(1, 13))
     # the resumed run is the run: retrained from scratch it gives the same numbers
@@ -136,6 +140,16 @@ class _Exited:
         self.returncode = code
 
 
+def _runner(
+    folder: Path, runs: list, out: io.StringIO, known: list | None = None, **options
+) -> pool.Runner:
+    """A runner with its own lease, progress and results folders, saying what it does to `out`."""
+    view = View(out, None)
+    the_leases, results = Leases(folder / "leases"), folder / "results"
+    share = Share(the_leases, known or [], view.say, folder / "progress", results)
+    return pool.Runner(runs, share, 2, host=HOST, view=view, **options)
+
+
 @pytest.mark.parametrize(
     "code, attempt, retried, reason",
     [
@@ -146,33 +160,50 @@ class _Exited:
     ],
 )
 def test_a_dead_worker_is_retried_once_unless_it_stopped_on_a_user_error(
-    code, attempt, retried, reason
+    code, attempt, retried, reason, tmp_path
 ):
     out = io.StringIO()
-    work = pool.Runner([], [], jobs=2, commit=False, logs=None, out=out, host=HOST)
-    work.finish(pool.Active(_run(), attempt, _Exited(code), time.monotonic(), None), code)
+    work = _runner(tmp_path, [], out)
+    assert work.share.take(_run(), work.share.clock()) == "taken"
+    log = tmp_path / "t-bn-s0.log"
+    work.finish(pool.Active(_run(), attempt, _Exited(code), time.monotonic(), log), code)
     assert (list(work.pending) == [(_run(), 2)]) is retried
     assert (work.failed == ["t/bn/s0"]) is not retried
     assert reason in out.getvalue() and out.getvalue().count("\n") == 1
+    assert work.share.holds("t/bn/s0") is retried  # kept for the retry, else given back
 
 
-def test_after_the_deadline_no_run_starts_and_the_rest_are_named():
+def test_a_dead_worker_whose_run_was_taken_over_meanwhile_is_not_retried(tmp_path):
     out = io.StringIO()
-    late = pool.Runner([_run(0), _run(1)], [], 2, False, None, out, HOST, time.monotonic() - 1)
+    work = _runner(tmp_path, [], out)
+    work.share.take(_run(), work.share.clock())
+    (lease,) = (tmp_path / "leases").glob("*.lease")
+    os.utime(lease, (time.time() - 1000, time.time() - 1000))  # its heartbeat stopped
+    assert Leases(tmp_path / "leases").take(_run().key, "t/bn/s0") is not None  # taken over
+    code = -signal.SIGKILL
+    work.finish(pool.Active(_run(), 1, _Exited(code), time.monotonic(), tmp_path / "l"), code)
+    assert not work.pending and not work.failed
+    assert out.getvalue() == (
+        "lost t/bn/s0: its worker died and another runner took the run over\n"
+    )
+
+
+def test_after_the_deadline_no_run_starts_and_the_rest_are_named(tmp_path):
+    out = io.StringIO()
+    late = _runner(tmp_path, [_run(0), _run(1)], out, deadline=time.monotonic() - 1)
     assert late.run() == [] and late.started == 0
     assert out.getvalue() == (
         "deadline: 2 runs not started, as none would end before it (rerun to continue)\n"
     )
 
 
-def test_before_the_deadline_only_runs_that_should_end_by_then_start():
+def test_before_the_deadline_only_runs_that_should_end_by_then_start(tmp_path):
     known = [records.validate(record_dict(_run().params), "a")]  # prices _run(n) at 252.5 s
     other = parse({"train.model": "cnn-pad"}).model_dump()
     unpriced = studies.PlannedRun("t", "x", 0, {}, other, records.identity(other), Path("x"))
     soon = time.monotonic() + 100
-    work = pool.Runner(
-        [_run(1), unpriced, _run(2)], known, 2, False, None, io.StringIO(), HOST, soon
-    )
+    runs = [_run(1), unpriced, _run(2)]
+    work = _runner(tmp_path, runs, io.StringIO(), known, deadline=soon)
     assert work.next_run() == (unpriced, 1)  # no price: it may start; the two long ones wait
     assert work.next_run() is None and len(work.pending) == 2
     work.deadline = time.monotonic() + 300
@@ -184,6 +215,11 @@ def test_before_the_deadline_only_runs_that_should_end_by_then_start():
 )
 def test_a_deadline_reads_hours_minutes_and_seconds(text, seconds):
     assert cli.parse_duration(text) == seconds
+
+
+def test_a_lease_expiry_of_nothing_is_one_line():
+    with pytest.raises(NormlabError, match=r"^--lease-expiry: must be at least 1s \(default 5m\)$"):
+        cli.main(["run", "--lease-expiry", "0s"])
 
 
 def test_a_bad_deadline_is_one_line(capsys):
@@ -277,11 +313,12 @@ def test_a_run_that_diverges_writes_a_divergence_record_and_is_not_retrained(
     last = git("log", "-1", "--format=%s", "--name-only", cwd=repo).stdout.split()
     assert last == ["record:", "t/bn/s0:", "diverged", "results/t/runs/t/bn/s0.diverged.json"]
     # the worker exited 2 with loop.fit's one line, having written the divergence record
-    assert "diverged t/bn/s0 after" in first.stdout and "(exit 2); " in first.stdout
-    assert (
-        first.stderr.startswith("error: diverged at epoch 1, step")
-        and first.stderr.count("\n") == 1
-    )
+    assert "diverged t/bn/s0 after" in first.stdout
+    assert "(exit 2: error: diverged at epoch 1, step" in first.stdout  # its log's last line
+    (log,) = (repo / ".normlab/logs").glob("*/t-bn-s0.log")
+    lines = log.read_text().splitlines()
+    assert lines[-1].startswith("error: diverged at epoch 1, step") and "Traceback" not in lines
+    assert first.stderr == ""
     assert "0/1 runs have records under results/t/runs; diverged: t/bn/s0" in first.stdout
     path = repo / "results/t/runs/t/bn/s0.diverged.json"
     gone = store.read(path, records.Diverged)
@@ -307,7 +344,7 @@ def test_a_worker_that_wrote_a_divergence_record_is_reported_diverged_not_failed
     out = io.StringIO()
     run = dataclasses.replace(_run(), path=tmp_path / "s0.json")
     store.diverged_path(run.path).write_text("{}")
-    work = pool.Runner([], [], jobs=1, commit=False, logs=None, out=out, host=HOST)
-    work.finish(pool.Active(run, 1, _Exited(2), time.monotonic(), None), 2)
+    work = _runner(tmp_path, [], out)
+    work.finish(pool.Active(run, 1, _Exited(2), time.monotonic(), tmp_path / "log"), 2)
     assert work.failed == [] and work.diverged == ["t/bn/s0"] and not work.pending
     assert "diverged t/bn/s0" in out.getvalue() and "delete it to retry" in out.getvalue()

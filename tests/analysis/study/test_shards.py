@@ -2,14 +2,16 @@
 
 import random
 import shutil
+from typing import get_args
 
 import pytest
 
 from conftest import ROOT, base, write_dataset
-from helpers import git, study, study_text, tiny_repo
-from normlab.analysis.study import pick, records, store
+from helpers import git, resolved, study, study_text, tiny_repo
+from normlab.analysis.study import cost, pick, records, store
 from normlab.analysis.study import plan as studies
 from normlab.errors import NormlabError
+from normlab.types import Dataset
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +27,39 @@ def test_shards_are_disjoint_cover_the_plan_and_keep_one_run_in_one_shard(runs, 
     assert sorted(labels) == sorted(r.label for r in runs)  # every run, once
     keys = [{r.key for r in s} for s in shards]
     assert sum(map(len, keys)) == len({r.key for r in runs})  # a shared run: one shard
-    sizes = [len(k) for k in keys]
-    assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("count", [2, 3, 7])
+def test_shards_of_a_mixed_plan_differ_by_at_most_one_runs_cost(runs, count):
+    """MNIST, Fashion, CIFAR and batch 16-128 runs: equal counts would be hours apart."""
+    costs = {r.key: cost.cost(r.params) for r in runs}
+    assert max(costs.values()) > 3 * min(costs.values())  # the plan is mixed
+    loads = [
+        sum(costs[k] for k in {r.key for r in pick.shard(runs, i, count)})
+        for i in range(1, count + 1)
+    ]
+    assert max(loads) - min(loads) <= max(costs.values())
+    keys = sorted(costs)  # round-robin by key (what --shard did before) is far less even
+    dealt = [sum(costs[k] for k in keys[i::count]) for i in range(count)]
+    assert max(loads) - min(loads) < max(dealt) - min(dealt)
+
+
+def test_a_run_costs_epochs_times_steps_times_its_step_the_same_on_every_host():
+    recipe = resolved()  # MNIST recipe: 20 epochs × 937 steps
+    assert cost.cost(recipe) == 20 * 937
+    assert cost.cost(resolved({"data.limit": 6400})) == 20 * 100
+    proxy = resolved({"dataset": "cifar10-proxy"})
+    assert 3.5 < cost.cost(proxy) / cost.cost(recipe) < 4.5  # as measured: CIFAR ≈ 4× MNIST
+    small, large = (resolved({"train.batch_size": b}) for b in (16, 128))
+    assert 2.1 < cost.cost(small) / cost.cost(large) < 2.6  # measured 2.3×, not 8× the steps
+    assert set(cost.DATASET_FACTOR) == set(get_args(Dataset))
+
+
+def test_runs_are_taken_longest_first_ties_by_key(runs):
+    ordered = cost.longest_first(runs)
+    costs = [cost.cost(r.params) for r in ordered]
+    assert costs == sorted(costs, reverse=True) and ordered[0].params["dataset"] == "cifar10-proxy"
+    assert cost.longest_first(list(reversed(runs))) == ordered  # whatever the plan's order
 
 
 def test_shards_do_not_depend_on_the_order_of_the_plan(runs):
