@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from conftest import copy_code, parse, stage_env, write_dataset
+from normlab.analysis.claims import registered as rg
+from normlab.analysis.claims import verdicts as vd
+from normlab.analysis.report.views import StudyView
 from normlab.analysis.study import records
 from normlab.data import specs
 
@@ -330,3 +333,41 @@ def write_archive(
         if extra:
             extra(tar)
     return written
+
+
+# Fakes for the registered (v2) claims: tests/analysis/claims and tests/analysis/report share them.
+ALPHA, POWER = 0.05, 0.8
+BASE = {"id": "x1", "source": "999 (a)", "text": "a claim", "file": "seeds", "study": "fake"}
+
+
+def v2(**fields) -> object:
+    """One registered test; its seeds default to 0–3, the fake runs' seeds."""
+    fields = {"seeds": [0, 1, 2, 3], "n": 4} | fields
+    raw = {"version": 2, "pilot_seeds": [0, 1, 2], "alpha": ALPHA, "power": POWER}
+    return rg.Registration.model_validate(raw | {"claims": [BASE | fields]}).claims[0]
+
+
+def make(variant: str, values: list, build, first_seed: int = 0, **kw) -> list[vd.Outcome]:
+    """One run per value; build(value) → fake_record keywords (acc at least)."""
+    made = []
+    for seed, value in enumerate(values, start=first_seed):
+        extra = {"acc": 99.3, **build(value), **kw}
+        acc = extra.pop("acc")
+        made.append(vd.run_of(fake_record("fake", variant, seed, acc, **extra)))
+    return made
+
+
+def accs(variant: str, values: list[float], first_seed: int = 0) -> list[vd.Outcome]:
+    return make(variant, values, lambda v: {"acc": v}, first_seed)
+
+
+def view(runs: list[vd.Outcome]) -> StudyView:
+    variants = {r.variant: "" for r in runs}
+    seeds = tuple(sorted({r.seed for r in runs}))
+    return StudyView("fake", "a fake study", runs[0].dataset, 6, seeds, variants, tuple(runs))
+
+
+def spread(centre: float, sd: float = 0.05) -> list[float]:
+    """Four values around `centre` with sample sd `sd`, exactly."""
+    offsets = np.array([-3.0, -1.0, 1.0, 3.0])
+    return list(centre + offsets * sd / offsets.std(ddof=1))

@@ -9,56 +9,20 @@ import pytest
 import yaml
 from test_claims import make_claim
 
-from helpers import confusion, fake_record, history
+from helpers import ALPHA, BASE, POWER, accs, confusion, history, make, spread, v2, view
 from normlab.analysis.claims import judge as cl
 from normlab.analysis.claims import measures, pinned, retest
 from normlab.analysis.claims import registered as rg
 from normlab.analysis.claims import verdicts as vd
 from normlab.analysis.report import writeups
-from normlab.analysis.report.views import Inputs, StudyView
+from normlab.analysis.report.views import Inputs
 from normlab.analysis.study import plan as plan_mod
 from normlab.analysis.study.plan import Study
 from normlab.errors import NormlabError
 
-ALPHA, POWER = 0.05, 0.8
-BASE = {"id": "x1", "source": "999 (a)", "text": "a claim", "file": "seeds", "study": "fake"}
-
-
-def v2(**fields) -> object:
-    """One registered test; its seeds default to 0–3, the fake runs' seeds."""
-    fields = {"seeds": [0, 1, 2, 3], "n": 4} | fields
-    raw = {"version": 2, "pilot_seeds": [0, 1, 2], "alpha": ALPHA, "power": POWER}
-    return rg.Registration.model_validate(raw | {"claims": [BASE | fields]}).claims[0]
-
-
-def make(variant: str, values: list, build, first_seed: int = 0, **kw) -> list[vd.Outcome]:
-    """One run per value; build(value) → fake_record keywords (acc at least)."""
-    made = []
-    for seed, value in enumerate(values, start=first_seed):
-        extra = {"acc": 99.3, **build(value), **kw}
-        acc = extra.pop("acc")
-        made.append(vd.run_of(fake_record("fake", variant, seed, acc, **extra)))
-    return made
-
-
-def accs(variant: str, values: list[float], first_seed: int = 0) -> list[vd.Outcome]:
-    return make(variant, values, lambda v: {"acc": v}, first_seed)
-
-
-def view(runs: list[vd.Outcome]) -> StudyView:
-    variants = {r.variant: "" for r in runs}
-    seeds = tuple(sorted({r.seed for r in runs}))
-    return StudyView("fake", "a fake study", runs[0].dataset, 6, seeds, variants, tuple(runs))
-
 
 def judge(test, runs: list[vd.Outcome]) -> retest.Judged:
     return retest.judge(test, view(runs), ALPHA, POWER)
-
-
-def spread(centre: float, sd: float = 0.05) -> list[float]:
-    """Four values around `centre` with sample sd `sd`, exactly."""
-    offsets = np.array([-3.0, -1.0, 1.0, 3.0])
-    return list(centre + offsets * sd / offsets.std(ddof=1))
 
 
 # --- every kind's words ------------------------------------------------------------------------

@@ -5,11 +5,10 @@ positive, byte-identical rebuilds), and overlap computed from the records' times
 import dataclasses
 
 import pytest
-from test_claims_v2 import accs, spread, v2, view
 
-from helpers import fake_record
-from normlab.analysis.claims import progress, retest, schema, stats
+from helpers import accs, fake_record, spread, v2, view
 from normlab.analysis.claims import registered as rg
+from normlab.analysis.claims import retest, schema, stats, tally
 from normlab.analysis.claims import verdicts as vd
 from normlab.analysis.report import cli as report_cli
 from normlab.analysis.report import overlap, registration
@@ -140,7 +139,7 @@ def test_plan_lists_each_claim_test_with_its_n_and_runs_done():
     spec = st.load_file(rg.STUDY_FILES["seeds"])
     plan = st.plan(spec, report_cli.overrides.base_params(), ["s002"])
     done = {r.key for r in plan.runs if r.variant == "bn" and r.seed == 3}
-    lines = progress.plan_lines(plan, done)
+    lines = tally.plan_lines(plan, done)
     assert (
         "claim 002a (s002, costs): n = 3 per variant registered, seeds 3–5: 1/6 runs done" in lines
     )

@@ -1,7 +1,7 @@
 """`make plan`'s last lines: each test of studies/claims-v2.yaml on the plan's studies, with
 its registered n and how many of its runs have records.
 
-    python -m normlab.analysis.claims.progress [--file F] [--study S] ...   (the plan's options)
+    python -m normlab.analysis.claims.tally [--file F] [--study S] ...   (the plan's options)
 
 Apart from `python -m normlab.analysis.study plan` because the study package comes first in the
 import order (docs/code.md) and the claims are judged above it; `make plan` runs both.
@@ -39,7 +39,7 @@ def plan_lines(plan: Plan, done: set[str], path: Path = registered.FILE) -> list
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m normlab.analysis.claims.progress", description=__doc__.split("\n\n")[0]
+        prog="python -m normlab.analysis.claims.tally", description=__doc__.split("\n\n")[0]
     )
     flags.add_plan_arguments(parser)
     # The plan's options only; `make plan`'s ARGS may hold run-only ones (--variant, --jobs…).
