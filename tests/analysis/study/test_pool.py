@@ -80,6 +80,10 @@ def test_a_study_writes_records_and_a_rerun_trains_nothing(tmp_path, monkeypatch
     assert "verdict: differs from results/t/runs/t/ln/s0.json (on the same machine type" in out
 
 
+def _logged(repo: Path, text: str) -> bool:
+    return any(text in log.read_text() for log in (repo / ".normlab/logs").glob("*/*.log"))
+
+
 def _reader(process: subprocess.Popen, lines: list[str]) -> threading.Thread:
     def read() -> None:
         for line in process.stdout:
@@ -104,7 +108,9 @@ def test_a_killed_worker_is_reported_and_its_run_resumes_from_its_checkpoint(tmp
     lines: list[str] = []
     reader = _reader(process, lines)
     deadline = time.monotonic() + 120
-    while not checkpoints(repo) and time.monotonic() < deadline:  # epoch 1 done
+    # epoch 1 done: checkpointed, then printed (fit saves before it prints: killed in between,
+    # the first attempt's log would hold no epoch line)
+    while not (checkpoints(repo) and _logged(repo, "epoch   1/12")) and time.monotonic() < deadline:
         time.sleep(0.01)
     start = next(line for line in lines if "start 1/1 t/bn/s0 (pid " in line)
     os.kill(int(start.split("(pid ")[1].split(")")[0].split(",")[0]), signal.SIGKILL)
