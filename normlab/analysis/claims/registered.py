@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from normlab import yamlfile
-from normlab.analysis.claims.schema import _where
+from normlab.analysis.claims.schema import invalid
 from normlab.analysis.study.plan import Study
 from normlab.data import specs
 from normlab.errors import NormlabError
@@ -231,13 +231,7 @@ def load(path: Path = FILE) -> Registration:
     try:
         return Registration.model_validate(raw)
     except ValidationError as exc:
-        err = yamlfile.first_error(exc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (a typo?)"
-        if err["type"] == "union_tag_not_found":
-            msg = f"missing key 'kind' (allowed: {', '.join(kinds())})"
-        raise NormlabError(f"{path}: {_where(raw, err['loc'])}: {msg}") from None
+        raise invalid(path, raw, exc, kinds()) from None
 
 
 def check_studies(

@@ -186,13 +186,18 @@ def load(path: Path = FILE) -> ClaimsFile:
     try:
         return ClaimsFile.model_validate(raw)
     except ValidationError as exc:
-        err = yamlfile.first_error(exc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (a typo?)"
-        if err["type"] == "union_tag_not_found":
-            msg = f"missing key 'kind' (allowed: {', '.join(_kinds())})"
-        raise NormlabError(f"{path}: {_where(raw, err['loc'])}: {msg}") from None
+        raise invalid(path, raw, exc, _kinds()) from None
+
+
+def invalid(path: Path, raw: Any, exc: ValidationError, kinds: Sequence[str]) -> NormlabError:
+    """A claims file's (v1 or v2) first validation error as one line naming the file and key."""
+    err = yamlfile.first_error(exc)
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (a typo?)"
+    if err["type"] == "union_tag_not_found":
+        msg = f"missing key 'kind' (allowed: {', '.join(kinds)})"
+    return NormlabError(f"{path}: {_where(raw, err['loc'])}: {msg}")
 
 
 def check_studies(claimed: ClaimsFile, studies: Mapping[str, Study], path: Path = FILE) -> None:
