@@ -15,7 +15,13 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+)
 
 from normlab import paths, yamlfile
 from normlab.errors import InputError, NormlabError
@@ -27,7 +33,8 @@ RECIPE_OF = {"cifar10-proxy": "cifar10"}
 
 
 class Data(Strict):
-    limit: int = Field(ge=0)  # 0 = full training set
+    limit: int = Field(ge=0)  # 0 = full training set (after the validation split)
+    val: int = Field(ge=0)  # the last N training images held out for validation; 0 = none
 
 
 class Engine(Strict):
@@ -71,8 +78,20 @@ class Params(Strict):
     seed: int
     device: Device
     limit: int
+    # Defaults to 0 so that params written before data.val existed (run records, params.json)
+    # still read; a 0 is left out of the dump (below), so they also compare and hash as before.
+    val: int = 0
     engine: Engine
     recipe: Recipe
+
+    @model_serializer(mode="wrap")
+    def _no_val_as_before(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Params without a validation split dump exactly as before data.val existed: the same
+        model/params.json, checkpoint fingerprints and run identities (records match)."""
+        dumped = handler(self)
+        if self.val == 0:
+            dumped.pop("val", None)
+        return dumped
 
     @property
     def variant(self) -> str:
@@ -141,7 +160,9 @@ def parse(raw: dict, recipes: dict) -> Params:
             raise _fail(exc, paths.PARAMS, "train.") from None
         raise _fail(exc, paths.RECIPES, f"{name}.") from None
     fields = top.model_dump(exclude={"data", "train", "engine"})
-    return Params(**fields, limit=top.data.limit, engine=top.engine, recipe=recipe)
+    return Params(
+        **fields, limit=top.data.limit, val=top.data.val, engine=top.engine, recipe=recipe
+    )
 
 
 def load(path: str | Path = paths.PARAMS, recipes: str | Path = paths.RECIPES) -> Params:

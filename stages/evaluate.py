@@ -22,7 +22,7 @@ from normlab.paths import (
     RUN_JSON,
 )
 from normlab.train import plots, run
-from normlab.train.metrics import CHANCE_MARGIN, learned, misclassified
+from normlab.train.metrics import CHANCE_MARGIN, best_epoch, learned, misclassified
 from normlab.train.prepare import prepare
 
 
@@ -87,9 +87,10 @@ def main() -> None:
             f"({EVAL_JSON}: learned: false)",
             file=sys.stderr,
         )
-    best = max(history, key=lambda h: h["test/acc"])
+    best = best_epoch(history)
+    on = ", picked on val" if "val/acc" in best else ""
     print(
-        f"test acc {result.acc:.2f}% (best {best['test/acc']:.2f}% at epoch {best['epoch']}), "
+        f"test acc {result.acc:.2f}% (best {best['test/acc']:.2f}% at epoch {best['epoch']}{on}), "
         f"loss {result.loss:.4f}; wrote {EVAL_JSON}, {RUN_JSON}, plots/"
     )
 

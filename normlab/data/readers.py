@@ -71,6 +71,9 @@ class Split:
     images: torch.Tensor
     labels: torch.Tensor
 
+    def to(self, device: torch.device) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device))
+
 
 def _split(images: np.ndarray, labels: np.ndarray) -> Split:
     """Own, writable copies: the arrays may be read-only views of a file's bytes."""
@@ -106,14 +109,26 @@ def _load_cifar(root: Path, classes: tuple[str, ...]) -> tuple[Split, Split]:
     return train, _split(*read_cifar_batch(root / CIFAR_TEST, len(classes)))
 
 
-def load(dataset: str, root: Path, limit: int = 0) -> tuple[Split, Split]:
-    """Train and test splits of a downloaded dataset; `limit` > 0 keeps the first N training
-    images."""
+def load(
+    dataset: str, root: Path, limit: int = 0, val: int = 0
+) -> tuple[Split, Split, Split | None]:
+    """Train, test and validation splits of a downloaded dataset.
+
+    `val` > 0 holds out the LAST `val` training images as the validation split (None for 0):
+    a fixed subset, the same for every seed, disjoint from whatever `limit` > 0 keeps (the first
+    `limit` of the images left). The last, not a random draw, so that it is one slice a reader
+    can name and every run and tool cuts alike; the official files are not ordered by class.
+    """
     s = spec(dataset)
     if s.format == "cifar":
         train, test = _load_cifar(root, s.classes)
     else:
         train, test = _load_idx(root, len(s.classes))
+    held = None
+    if val:
+        cut = len(train.labels) - val
+        held = Split(train.images[cut:], train.labels[cut:])
+        train = Split(train.images[:cut], train.labels[:cut])
     if limit:
         train = Split(train.images[:limit], train.labels[:limit])
-    return train, test
+    return train, test, held

@@ -249,6 +249,11 @@ def prepare_packed(runs: Sequence[Params], root: Path = RAW) -> PreparedPack:
         raise NormlabError(
             f"packed runs: they must differ only in {', '.join(FREE)} ({len(keys)} kinds given)"
         )
+    if runs[0].val:  # packed fit scores the test set only; its best epoch would be the test's
+        raise NormlabError(
+            f"packed runs: data.val = {runs[0].val}: no validation split when packed "
+            "(allowed: 0; train such runs one at a time)"
+        )
     prep = prepare(runs[0], root)
     models = [prep.model]
     for params in runs[1:]:

@@ -97,12 +97,14 @@ def epoch_record(
     train_stats: dict,
     test: Evaluation,
     lr: float,
+    val: Evaluation | None = None,
 ) -> dict:
     """Everything logged per epoch, including the penalty terms, so their effect is visible.
 
     reg/l1 is the L1 term as added to the loss (its form and scope from `recipe`), reg/l2 is
     l2/2 · Σw² over the L2 scope; Σ|w| and the share of |w| < 1e-3 are over the L1 scope. `lr`
-    is the rate after the epoch's last step, where the next epoch starts.
+    is the rate after the epoch's last step, where the next epoch starts. val/* only for a run
+    with a validation split, so a run without one records exactly the keys it always did.
     """
     r = recipe
     abs_sum, sq_sum, small = weight_stats(model, r.l1_scope)
@@ -117,6 +119,7 @@ def epoch_record(
         **train_stats,
         "test/loss": test.loss,
         "test/acc": test.acc,
+        **({} if val is None else {"val/loss": val.loss, "val/acc": val.acc}),
         "reg/l1": reg_l1,
         "reg/l2": l2 / 2 * sq_sum,
         "weights/abs_sum": abs_sum,
@@ -127,10 +130,11 @@ def epoch_record(
 
 def _print_epoch(record: dict, epochs: int, seconds: float) -> None:
     r = record
+    val = f"  val acc {r['val/acc']:6.2f}" if "val/acc" in r else ""
     tqdm.write(
         f"epoch {r['epoch']:3d}/{epochs}  train loss {r['train/loss']:.4f} "
         f"acc {r['train/acc']:6.2f}  test loss {r['test/loss']:.4f} acc {r['test/acc']:6.2f}"
-        f"  l1 {r['reg/l1']:.4g}  l2 {r['reg/l2']:.4g}"
+        f"{val}  l1 {r['reg/l1']:.4g}  l2 {r['reg/l2']:.4g}"
         f"  |w|<1e-3 {r['weights/small_frac']:.1%}  {seconds:6.1f}s"
     )
 
@@ -150,8 +154,12 @@ def fit(
     checkpoint: Checkpoint,
     log: Callable[[dict], None] | None = None,
     probe: Callable[[nn.Module], dict] | None = None,
+    val: Split | None = None,
 ) -> Fitted:
     """Train for `recipe.epochs`, resuming from `checkpoint` if it holds this run.
+
+    `val`, if given (data.val's held-out training images), is scored after each epoch as the
+    test set is, into the record's val/loss and val/acc.
 
     `log(record)`, if given, receives every epoch's record (a resumed run's earlier ones too);
     `probe(model)`, if given, runs after each epoch (outside the timed part) and its dict is
@@ -197,6 +205,9 @@ def fit(
         result = evaluate(model, test, batcher, eval_batch_size, autocast, recipe.tta)
         if not math.isfinite(result.loss):  # finite train losses can leave inf/nan BN statistics
             raise DivergedError.at(epoch, steps, result.loss)
+        held = None
+        if val is not None:
+            held = evaluate(model, val, batcher, eval_batch_size, autocast, recipe.tta)
         seconds += time.perf_counter() - start
         record = epoch_record(
             model,
@@ -207,6 +218,7 @@ def fit(
             train_stats=stats,
             test=result,
             lr=sched.get_last_lr()[0],
+            val=held,
         )
         if probe is not None:
             record.update(probe(model))

@@ -28,6 +28,14 @@ def per_class_acc(actual: np.ndarray, predicted: np.ndarray, classes: tuple[str,
     }
 
 
+def best_epoch(history: list[dict]) -> dict:
+    """The history's best epoch: by val/acc where the run held out a validation split (the
+    choice must not peek at the test set), else by test/acc (runs without one, as before
+    data.val; such a best-epoch number is description, never a basis for a choice)."""
+    key = "val/acc" if "val/acc" in history[-1] else "test/acc"
+    return max(history, key=lambda h: h[key])
+
+
 def eval_metrics(
     *,
     history: list[dict],
@@ -39,16 +47,23 @@ def eval_metrics(
     param_count: int,
 ) -> dict:
     """metrics/eval.json: the final evaluation (`acc`, `loss`) with the training history's
-    last and best epochs, per-class accuracy, the weights' size, and whether the run learned
-    at all (`learned`: a finite loss does not say so)."""
-    best = max(history, key=lambda h: h["test/acc"])
+    last and best epochs (`best_epoch`), per-class accuracy, the weights' size, and whether the
+    run learned at all (`learned`: a finite loss does not say so). A run with a validation split
+    also gets `val` (its final epoch's val acc and loss) and `best.on: val`; one without keeps
+    exactly the keys it always had."""
+    best = best_epoch(history)
     last = history[-1]
+    held = {}
+    if "val/acc" in last:
+        held = {"val": {"acc": round(last["val/acc"], 2), "loss": round(last["val/loss"], 5)}}
+    picked_on = {"on": "val"} if held else {}
     return {
         "test": {"acc": round(acc, 2), "loss": round(loss, 5)},
         "train": {"acc": round(last["train/acc"], 2), "loss": round(last["train/loss"], 5)},
         "gap": round(last["train/acc"] - acc, 2),
-        "best": {"epoch": best["epoch"], "acc": round(best["test/acc"], 2)},
+        "best": {"epoch": best["epoch"], "acc": round(best["test/acc"], 2), **picked_on},
         "final": {"epoch": last["epoch"], "acc": round(last["test/acc"], 2)},
+        **held,
         "per_class_acc": per_class_acc(actual, predicted, classes),
         "learned": learned(acc, len(classes)),
         "params": param_count,

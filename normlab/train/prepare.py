@@ -26,6 +26,7 @@ class Prepared:
     device: torch.device
     train: readers.Split
     test: readers.Split
+    val: readers.Split | None  # the held-out training images (data.val), or None
     classes: tuple[str, ...]
     model: nn.Module
     batcher: Batcher
@@ -69,14 +70,22 @@ def validate(params: Params) -> torch.device:
 def check_fits(params: Params) -> None:
     """validate's checks that hold on any machine: sizes against the dataset, the model builds."""
     spec = specs.spec(params.dataset)
-    if params.limit > spec.n_train:
+    if params.val >= spec.n_train:
         raise InputError(
             "params.yaml",
-            f"data.limit = {params.limit}: larger than the "
-            f"{spec.n_train} training images of {params.dataset} "
-            f"(allowed: 0 = all, or 1..{spec.n_train})",
+            f"data.val = {params.val}: leaves none of the {spec.n_train} training images of "
+            f"{params.dataset} to train on (allowed: 0 = no validation split, or "
+            f"1..{spec.n_train - 1})",
         )
-    check_batch(params.recipe.batch_size, params.limit or spec.n_train)
+    left = spec.n_train - params.val
+    if params.limit > left:
+        after = f" left after data.val = {params.val}" if params.val else ""
+        raise InputError(
+            "params.yaml",
+            f"data.limit = {params.limit}: larger than the {left} training images of "
+            f"{params.dataset}{after} (allowed: 0 = all, or 1..{left})",
+        )
+    check_batch(params.recipe.batch_size, params.limit or left)
     for key in ("crop", "cutout"):  # a shift or a square as large as the image leaves no image
         value = getattr(params.recipe, key)
         if value >= spec.size:
@@ -95,9 +104,9 @@ def prepare(params: Params, root: Path = RAW) -> Prepared:
         torch.set_num_threads(params.engine.threads)
     seed_everything(params.seed)
     spec = specs.spec(params.dataset)
-    train, test = readers.load(params.dataset, root / params.dataset, params.limit)
-    train = readers.Split(train.images.to(device), train.labels.to(device))
-    test = readers.Split(test.images.to(device), test.labels.to(device))
+    train, test, val = readers.load(params.dataset, root / params.dataset, params.limit, params.val)
+    train, test = train.to(device), test.to(device)
+    val = val.to(device) if val is not None else None
     model = model_for(params).to(device)
     if params.engine.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -116,5 +125,5 @@ def prepare(params: Params, root: Path = RAW) -> Prepared:
     )
     dtype = precision(device, params.engine.amp)
     return Prepared(
-        device, train, test, spec.classes, model, batcher, make_autocast(device, dtype), dtype
+        device, train, test, val, spec.classes, model, batcher, make_autocast(device, dtype), dtype
     )

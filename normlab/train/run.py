@@ -42,6 +42,7 @@ def train(
         checkpoint=checkpoint,
         log=log,
         probe=probe,
+        val=prep.val,
     )
 
 

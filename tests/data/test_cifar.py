@@ -24,7 +24,7 @@ def test_unpack_and_read_official_layout(tmp_path):
     assert sorted(p.name for p in raw.iterdir()) == sorted(
         specs.CIFAR_MEMBERS
     )  # readme.html is not needed
-    train, test = readers.load("cifar10", raw)
+    train, test, _ = readers.load("cifar10", raw)
     want_train = np.concatenate([written[n][0] for n in specs.CIFAR_TRAIN])
     assert train.images.dtype == torch.uint8 and train.images.shape == (100, 3, 32, 32)
     assert np.array_equal(train.images.numpy(), want_train)
@@ -35,7 +35,7 @@ def test_unpack_and_read_official_layout(tmp_path):
     assert (
         np.array_equal(test.images.numpy(), written[specs.CIFAR_TEST][0]) and len(test.labels) == 50
     )
-    limited, _ = readers.load("cifar10", raw, limit=30)
+    limited, _, _ = readers.load("cifar10", raw, limit=30)
     assert np.array_equal(limited.images.numpy(), want_train[:30])
 
 

@@ -22,12 +22,24 @@ def test_idx_reader_round_trips_synthetic_files(tmp_path):
 def test_load_gives_uint8_nchw_and_limit_keeps_the_first_images(tmp_path):
     write_dataset(tmp_path, n_train=300, n_test=120)
     images, labels = synthetic_images(300, seed=0)
-    train, test = readers.load("mnist", tmp_path, limit=100)
+    train, test, val = readers.load("mnist", tmp_path, limit=100)
+    assert val is None
     assert train.images.shape == (100, 1, 28, 28) and train.images.dtype.is_floating_point is False
     assert (train.images[:, 0].numpy() == images[:100]).all() and (
         train.labels.numpy() == labels[:100]
     ).all()
     assert test.images.shape == (120, 1, 28, 28) and len(test.labels) == 120
+
+
+def test_val_holds_out_the_last_images_and_limit_takes_from_the_rest(tmp_path):
+    write_dataset(tmp_path, n_train=300, n_test=120)
+    images, labels = synthetic_images(300, seed=0)
+    train, _, val = readers.load("mnist", tmp_path, limit=100, val=50)
+    assert (val.images[:, 0].numpy() == images[250:]).all()
+    assert (val.labels.numpy() == labels[250:]).all()
+    assert (train.images[:, 0].numpy() == images[:100]).all()
+    whole, _, val = readers.load("mnist", tmp_path, val=50)
+    assert len(whole.labels) == 250 and (whole.labels.numpy() == labels[:250]).all()
 
 
 def _corrupt(path: Path, how: str) -> None:

@@ -58,7 +58,7 @@ def test_fashion_download_verifies_and_loads(fashion):
     assert out.count(str(MIRROR / "fashion-mnist")) == 4
     raw = repo / "data" / "raw" / "fashion-mnist"
     assert {p.name: fetch.md5(p) for p in raw.iterdir()} == specs.SPECS["fashion-mnist"].files
-    train, test = readers.load("fashion-mnist", raw, limit=512)
+    train, test, _ = readers.load("fashion-mnist", raw, limit=512)
     assert train.images.shape == (512, 1, 28, 28) and test.images.shape == (10000, 1, 28, 28)
     assert torch.equal(test.labels.bincount(), torch.full((10,), 1000))
     params = config.load(repo / "params.yaml", repo / "recipes.yaml")

@@ -59,6 +59,26 @@ def test_eval_metrics_from_history_and_evaluation():
     }
 
 
+def test_a_validation_split_picks_the_best_epoch_and_is_reported():
+    """With val/* in the history the best epoch is the best val/acc's (epoch 3 here), never the
+    test set's (epoch 2); eval.json gains `val` and says where the best epoch came from."""
+    history = [
+        {**h, "val/acc": acc, "val/loss": 0.1}
+        for h, acc in zip(HISTORY, (96.0, 96.5, 97.0), strict=True)
+    ]
+    got = eval_metrics(
+        history=history,
+        acc=97.25,
+        loss=0.1,
+        actual=np.array([0]),
+        predicted=np.array([0]),
+        classes=("a",),
+        param_count=1,
+    )
+    assert got["best"] == {"epoch": 3, "acc": 97.25, "on": "val"}
+    assert got["val"] == {"acc": 97.0, "loss": 0.1}
+
+
 @pytest.mark.parametrize(
     ("acc", "classes", "expected"),
     [

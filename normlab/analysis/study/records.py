@@ -167,6 +167,9 @@ class Record(_RunRecord):
     packed: int  # runs trained together as one packed model (issue 17); 1 = trained alone
     concurrent: int  # runs this machine trained at once when this one ran (seconds include it)
     dvc: DvcExperiment | None
+    # Runs with a validation split (params.val > 0): the final epoch's val acc and loss; `best`
+    # is then the epoch of the best val/acc. Optional: absent from runs without one.
+    val: Score | None = None
 
     @field_validator("history")
     @classmethod

@@ -71,7 +71,7 @@ def sidecar(path: Path) -> Path:
 
 # Fields records gained after schema 1's first records: left out of the file while unknown, so an
 # old record reads and writes back byte for byte.
-_LATER_OPTIONAL = ("started", "ended", "code_at_end")
+_LATER_OPTIONAL = ("started", "ended", "code_at_end", "val")
 
 
 def _dump(record: Record | Diverged) -> dict:

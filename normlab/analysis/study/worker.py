@@ -206,6 +206,7 @@ def work(job: Job, tracker: Tracker | None = None) -> tuple[Record | Diverged, n
             "packed": 1,
             "concurrent": job.concurrent,
             "dvc": None,
+            "val": metrics.get("val"),
         }
     )
     if shipped(params.dataset):
