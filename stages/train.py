@@ -21,10 +21,11 @@ def main() -> None:
     params = config.resolved()
     prep = prepare(params)
     r = params.recipe
+    held = f" (+ {len(prep.val.labels)} val: the last training images)" if prep.val is not None else ""
     norms = sorted({type(m).__name__ for m in prep.model.modules() if "Norm" in type(m).__name__})
     print(
         f"{specs.describe(params.dataset)}: {len(prep.train.labels)} train / "
-        f"{len(prep.test.labels)} test images on {prep.device} ({prep.precision}); "
+        f"{len(prep.test.labels)} test images{held} on {prep.device} ({prep.precision}); "
         f"model {r.model} {count_params(prep.model):,} params, "
         f"norm={params.norm} ({', '.join(norms) or 'none'}), "
         f"l1={params.l1:g} (added to the loss), l2={params.l2:g} (weight decay)"

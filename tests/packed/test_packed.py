@@ -424,3 +424,11 @@ def test_runs_that_cannot_pack_say_why_in_one_line(recipes, error, raw):
         train_packed(runs, raw)
     assert str(err.value).startswith(error)
     assert "\n" not in str(err.value)
+
+
+def test_packed_runs_refuse_a_validation_split(tmp_path):
+    """Packed fit scores the test set only: a pack with data.val > 0 would pick its best epoch
+    on the test set, so it is one line, before any data is read."""
+    runs = [parse({"data.val": 100, "seed": seed}) for seed in (0, 1)]
+    with pytest.raises(NormlabError, match=r"data.val = 100: no validation split when packed"):
+        packing.prepare_packed(runs, tmp_path)

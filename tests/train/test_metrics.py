@@ -125,3 +125,19 @@ def test_a_run_that_stays_at_chance_is_marked_and_warned(synthetic_repo):
     assert metrics["learned"] is False
     warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "did not learn" in warning[0], result.stderr
+
+
+def test_a_run_with_a_validation_split_logs_val_and_picks_its_best_epoch_on_it(synthetic_repo):
+    """data.val through the real stages: the last 150 of the 600 images held out, 256 of the rest
+    trained on; val acc logged every epoch; eval.json says the best epoch was picked on val."""
+    import json
+
+    write_params(synthetic_repo, {"data.val": 150, "data.limit": 256, "train.epochs": 2})
+    trained = run_stage(resolve(synthetic_repo), "train")
+    assert trained.returncode == 0, trained.stderr
+    assert "256 train / 200 test images (+ 150 val: the last training images)" in trained.stdout
+    assert sum("val acc" in line for line in trained.stdout.splitlines()) == 2
+    evaluated = run_stage(synthetic_repo, "evaluate")
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads((synthetic_repo / "metrics/eval.json").read_text())
+    assert metrics["best"]["on"] == "val" and set(metrics["val"]) == {"acc", "loss"}

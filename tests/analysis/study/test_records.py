@@ -20,12 +20,31 @@ def test_a_record_round_trips_write_validate_read(tmp_path):
     assert written == [store.sidecar(path), path]
     assert json.loads(path.read_text()) == raw  # the file holds exactly the record, `schema` too
     again = store.read(path)
-    later = {"started", "ended", "code_at_end"}  # optional since issue 28: unknown here
+    later = {"started", "ended", "code_at_end", "val"}  # optional since issue 28: unknown here
     assert again.model_dump(by_alias=True, exclude=later) == raw and again.source == path
-    assert again.started is again.ended is again.code_at_end is None
+    assert again.started is again.ended is again.code_at_end is again.val is None
     assert np.array_equal(np.load(store.sidecar(path)), images)
     assert [r.label() for r in store.read_all(tmp_path)] == ["norms/bn/s0"]
     assert store.read_all(tmp_path / "nothing-here") == []
+
+
+def test_a_run_with_a_validation_split_keeps_it_in_params_val_and_history(tmp_path):
+    """data.val > 0: params.val, the record's final `val` score and val/* in the history all
+    round-trip; the same params with val 0 (or none) are another run (another identity), and
+    a val of 0 dumps as params that never had the key (records written before it match)."""
+    raw = record_dict()
+    raw["params"] = {**raw["params"], "val": 5000}
+    raw["key"] = records.identity(raw["params"])
+    raw["val"] = {"acc": 99.1, "loss": 0.03}
+    raw["history"] = [{**h, "val/acc": 99.0, "val/loss": 0.03} for h in raw["history"]]
+    path = tmp_path / "runs/norms/bn/s0.json"
+    store.write(path, records.validate(raw, "memory"))
+    back = store.read(path)
+    assert back.val.acc == 99.1 and back.params["val"] == 5000
+    assert json.loads(path.read_text()) == raw
+    plain = record_dict()["params"]
+    assert records.identity(raw["params"]) != records.identity(plain)
+    assert records.identity({**plain, "val": 0}) == records.identity(plain)
 
 
 def _without(raw: dict, dotted: str) -> dict:
