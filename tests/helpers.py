@@ -153,6 +153,19 @@ def resolved(overrides: dict | None = None) -> dict:
     return parse(overrides).model_dump()
 
 
+def _who(params: dict) -> dict:
+    """The fields every record of a run starts with: which run, under which params."""
+    return {
+        "schema": 1,
+        "study": "norms",
+        "variant": "bn",
+        "seed": params["seed"],
+        "dataset": "mnist",
+        "key": records.identity(params),
+        "params": params,
+    }
+
+
 def record_dict(params: dict | None = None, acc: float = 99.47) -> dict:
     """A complete, valid record of a run (default: 2 epochs), as a runner would write it."""
     params = params or resolved({"train.epochs": 2})
@@ -171,13 +184,7 @@ def record_dict(params: dict | None = None, acc: float = 99.47) -> dict:
         "features/post_norm/p99": 2.5,
     }
     return {
-        "schema": 1,
-        "study": "norms",
-        "variant": "bn",
-        "seed": params["seed"],
-        "dataset": "mnist",
-        "key": records.identity(params),
-        "params": params,
+        **_who(params),
         "history": [{"epoch": e, **epoch, "test/acc": 98.0} for e in range(1, epochs)]
         + [{"epoch": epochs, **epoch}],
         "final": {"acc": acc, "loss": 0.0171},
@@ -218,13 +225,7 @@ def diverged_dict(params: dict | None = None) -> dict:
     """A complete, valid divergence record, as a worker writes it when loop.fit stops a run."""
     params = params or resolved({"train.epochs": 2, "train.lr": 1e6, "seed": 2})
     return {
-        "schema": 1,
-        "study": "norms",
-        "variant": "bn",
-        "seed": params["seed"],
-        "dataset": "mnist",
-        "key": records.identity(params),
-        "params": params,
+        **_who(params),
         "error": "diverged at epoch 1, step 3 (loss=nan): lower lr or l1",
         "host": "AMD EPYC (2 CPUs)",
         "code": "0" * 40,
