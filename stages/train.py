@@ -21,7 +21,9 @@ def main() -> None:
     params = config.resolved()
     prep = prepare(params)
     r = params.recipe
-    held = f" (+ {len(prep.val.labels)} val: the last training images)" if prep.val is not None else ""
+    held = ""
+    if prep.val is not None:
+        held = f" (+ {len(prep.val.labels)} val: the last training images)"
     norms = sorted({type(m).__name__ for m in prep.model.modules() if "Norm" in type(m).__name__})
     print(
         f"{specs.describe(params.dataset)}: {len(prep.train.labels)} train / "
