@@ -82,7 +82,9 @@ def test_no_seed_study_moves_when_params_yaml_defaults_do(plan, spec):
     too): other defaults in params.yaml and recipes.yaml leave every run's identity key as it
     was."""
     other = base()
-    other.params.update(dataset="fashion-mnist", groups=1, l1=0.5, l2=0.5, data={"limit": 1000, "val": 5000})
+    other.params.update(
+        dataset="fashion-mnist", groups=1, l1=0.5, l2=0.5, data={"limit": 1000, "val": 5000}
+    )
     changed = {
         "model": "cnn-pad",
         "epochs": 3,
