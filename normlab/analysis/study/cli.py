@@ -181,8 +181,9 @@ def show_plan(the_plan: Plan, args: argparse.Namespace) -> None:
         elif r.key in first:
             state = f"to run   (same run as {first[r.key]})"
         else:
-            guess = estimates.estimate(r.params, known, here)
-            state = "to run   " + (f"~{estimates.duration(guess)}" if guess else "no estimate")
+            guess = estimates.price(r.params, known, here)
+            said = f"~{estimates.duration(guess.seconds)} ({guess.how})" if guess else "no estimate"
+            state = f"to run   {said}"
         first.setdefault(r.key, r.label)
         print(f"{r.label:{width}s}  {state}")
     left = todo(runs, known, diverged)

@@ -63,6 +63,7 @@ def test_a_study_writes_records_and_a_rerun_trains_nothing(tmp_path, monkeypatch
     cli.main(["plan", "--file", "studies/t.yaml", "--epochs", "2"])  # priced per epoch from 1
     out = capsys.readouterr().out
     assert "2 runs: 0 done, 2 to run; ETA " in out and out.count("to run   ~") == 2
+    assert out.count(" (from 1 record)\n") == 2  # how each was priced: its record's epoch
 
     # verify retrains from scratch and names every number that differs from the record
     path = Path("results/t/runs/t/ln/s0.json")
