@@ -139,6 +139,7 @@ def run(the_plan: Plan, args: argparse.Namespace) -> int:
         commit=args.commit,
         host=here,
         seconds=args.deadline,
+        resume_later=args.resume_later,
         expiry_s=args.lease_expiry,
         done_before=len({r.key for r in runs}) - len(left),
     )
@@ -241,6 +242,14 @@ def main(argv: list[str] | None = None) -> None:
                 "90s (priced from similar records, as the ETA; a run with none starts until "
                 "then; a rerun continues): for a session's end or a machine lent for a while",
             )
+            sub.add_argument(
+                "--resume-later",
+                action="store_true",
+                help="with --deadline: when no run left should end in time, start one anyway "
+                "if an epoch of it should, and stop every run still training at the deadline; "
+                "its epochs so far stay in its checkpoint in normlab's cache, and a rerun on a "
+                "machine with that cache resumes it (not a lent machine given back)",
+            )
     watch = commands.add_parser("status", help="what runs now in this checkout, as make study")
     watch.add_argument("--follow", action="store_true", help="keep it up to date")
     look = commands.add_parser("show", help="a record's numbers and curve; its TSVs for dvc plots")
@@ -263,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
         raise NormlabError(f"--jobs {args.jobs}: must be at least 1")
     if args.command == "run" and args.lease_expiry < 1:  # every lease would look dead at once
         raise NormlabError("--lease-expiry: must be at least 1s (default 5m)")
+    if args.command == "run" and args.resume_later and args.deadline is None:
+        raise NormlabError("--resume-later: give a --deadline too (it stops runs at it)")
     the_plan = flags.plan_from_args(args)
     if args.command == "plan":
         show_plan(the_plan, args)

@@ -213,7 +213,7 @@ def test_before_the_deadline_only_runs_that_should_end_by_then_start(tmp_path):
     work = _runner(tmp_path, runs, io.StringIO(), known, deadline=soon)
     assert work.next_run() == (unpriced, 1)  # no price: it may start; the two long ones wait
     assert work.next_run() is None and len(work.pending) == 2
-    work.deadline = time.monotonic() + 300
+    work.deadline.at = time.monotonic() + 300
     assert work.next_run() == (_run(1), 1)  # 252.5 s fit now, in their order
 
 
