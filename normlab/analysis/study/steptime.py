@@ -34,15 +34,19 @@ class StepTime:
 
     def at(self, batch: int) -> float:
         """Seconds one step of `batch` images should take: on the line through the two
-        measured batch sizes around it (or nearest it), its slope (the cost of an image) at
-        least 0, so a smaller batch never costs more a step than a larger one measured. Below
-        the smallest measured size, at least that size's step scaled by images: a line whose
-        fixed part came out negative (noise) would price small batches at nothing."""
+        measured batch sizes around it, or, beyond them, through the nearest two, its slope
+        (the cost of an image) then at least 0: noise (a busy CPU) must not make a batch
+        outside the measured ones cheaper than its nearest. Below the smallest measured size,
+        at least that size's step scaled by images: a line whose fixed part came out negative
+        would price small batches at nothing."""
         i = sum(size < batch for size in self.sizes[1:-1])  # the pair around it, or nearest
         (b0, b1), (t0, t1) = self.sizes[i : i + 2], self.seconds[i : i + 2]
-        per_image = max((t1 - t0) / (b1 - b0), 0.0)
-        line = t0 + per_image * (batch - b0)
-        return max(line, t0 * batch / b0) if batch < b0 else line
+        per_image = (t1 - t0) / (b1 - b0)
+        if batch < b0:
+            return max(t0 - max(per_image, 0.0) * (b0 - batch), t0 * batch / b0)
+        if batch > b1:
+            return t1 + max(per_image, 0.0) * (batch - b1)
+        return t0 + per_image * (batch - b0)
 
 
 def per_step(record: Record) -> float | None:

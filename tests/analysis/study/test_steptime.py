@@ -72,7 +72,8 @@ def test_a_norm_measured_only_at_larger_batches_takes_every_norms_small_ones():
 
 def test_a_step_time_never_falls_below_nothing_nor_rises_for_a_smaller_batch():
     noisy = StepTime((16, 32), (12.0, 10.0))  # the larger batch measured faster: busy CPU
-    assert noisy.at(2) == noisy.at(64) == 12.0  # no negative cost per image: the slower step
+    assert noisy.at(2) == 12.0 and noisy.at(64) == 10.0  # beyond them: the nearest one's step
+    assert noisy.at(24) == pytest.approx(11.0)  # between them: between their steps
     steep = StepTime((16, 32), (4.0, 16.0))  # a line through 0 ms at batch 10.7
     assert steep.at(8) == pytest.approx(2.0)  # batch 16's step by images, not the line's 0
     assert StepTime((2, 4, 8), (5.0, 6.0, 8.0)).at(6) == pytest.approx(7.0)
