@@ -14,7 +14,8 @@ under leases shared with any other runner of the checkout (leases.py), showing t
 (live.py); an interrupted study rerun with the same command resumes where it stopped.
 `--shard I/N` takes the I-th of N disjoint slices of equal cost (cost.py), so N machines can
 share a study and merge their records through git. `plan` lists the runs, which are done, and
-an estimate of the time the rest take from the seconds of similar records. `verify` retrains
+an estimate of the time the rest take from the seconds of similar records, or of the steps
+measured at other batch sizes (estimates.py), each run saying which. `verify` retrains
 the run behind one record and says how its numbers compare with it
 (normlab.analysis.study.retrain); `show` prints one (show.py); `status` is the live view from
 another terminal.
