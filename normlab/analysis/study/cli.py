@@ -14,7 +14,8 @@ under leases shared with any other runner of the checkout (leases.py), showing t
 (live.py); an interrupted study rerun with the same command resumes where it stopped.
 `--shard I/N` takes the I-th of N disjoint slices of equal cost (cost.py), so N machines can
 share a study and merge their records through git. `plan` lists the runs, which are done, and
-an estimate of the time the rest take from the seconds of similar records. `verify` retrains
+an estimate of the time the rest take from the seconds of similar records, or of the steps
+measured at other batch sizes (estimates.py), each run saying which. `verify` retrains
 the run behind one record and says how its numbers compare with it
 (normlab.analysis.study.retrain); `show` prints one (show.py); `status` is the live view from
 another terminal.
@@ -139,6 +140,7 @@ def run(the_plan: Plan, args: argparse.Namespace) -> int:
         commit=args.commit,
         host=here,
         seconds=args.deadline,
+        resume_later=args.resume_later,
         expiry_s=args.lease_expiry,
         done_before=len({r.key for r in runs}) - len(left),
     )
@@ -181,8 +183,9 @@ def show_plan(the_plan: Plan, args: argparse.Namespace) -> None:
         elif r.key in first:
             state = f"to run   (same run as {first[r.key]})"
         else:
-            guess = estimates.estimate(r.params, known, here)
-            state = "to run   " + (f"~{estimates.duration(guess)}" if guess else "no estimate")
+            guess = estimates.price(r.params, known, here)
+            said = f"~{estimates.duration(guess.seconds)} ({guess.how})" if guess else "no estimate"
+            state = f"to run   {said}"
         first.setdefault(r.key, r.label)
         print(f"{r.label:{width}s}  {state}")
     left = todo(runs, known, diverged)
@@ -240,6 +243,14 @@ def main(argv: list[str] | None = None) -> None:
                 "90s (priced from similar records, as the ETA; a run with none starts until "
                 "then; a rerun continues): for a session's end or a machine lent for a while",
             )
+            sub.add_argument(
+                "--resume-later",
+                action="store_true",
+                help="with --deadline: when no run left should end in time, start one anyway "
+                "if an epoch of it should, and stop every run still training at the deadline; "
+                "its epochs so far stay in its checkpoint in normlab's cache, and a rerun on a "
+                "machine with that cache resumes it (not a lent machine given back)",
+            )
     watch = commands.add_parser("status", help="what runs now in this checkout, as make study")
     watch.add_argument("--follow", action="store_true", help="keep it up to date")
     look = commands.add_parser("show", help="a record's numbers and curve; its TSVs for dvc plots")
@@ -262,6 +273,8 @@ def main(argv: list[str] | None = None) -> None:
         raise NormlabError(f"--jobs {args.jobs}: must be at least 1")
     if args.command == "run" and args.lease_expiry < 1:  # every lease would look dead at once
         raise NormlabError("--lease-expiry: must be at least 1s (default 5m)")
+    if args.command == "run" and args.resume_later and args.deadline is None:
+        raise NormlabError("--resume-later: give a --deadline too (it stops runs at it)")
     the_plan = flags.plan_from_args(args)
     if args.command == "plan":
         show_plan(the_plan, args)

@@ -22,8 +22,10 @@ DATASET_FACTOR = {"mnist": 1.0, "fashion-mnist": 1.0, "cifar10": 5.5, "cifar10-p
 
 
 def steps_per_epoch(params: dict) -> int:
-    """Training steps in one epoch, as loop.fit takes them: equal batches, the rest dropped."""
-    images = params["limit"] or specs.spec(params["dataset"]).n_train
+    """Training steps in one epoch, as loop.fit takes them: equal batches, the rest dropped.
+    Its images: `limit`, else the training set less the validation split (`val`, held out
+    first: readers.load), which records made before data.val existed lack."""
+    images = params["limit"] or specs.spec(params["dataset"]).n_train - params.get("val", 0)
     return images // params["recipe"]["batch_size"]
 
 

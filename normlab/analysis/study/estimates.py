@@ -2,12 +2,25 @@
 
 A study's plan and run print these, so a user knows before starting whether a study fits the
 session (or the lent machine) at hand, and `run --deadline` starts only the runs that fit.
-The price is per epoch, so a 20-epoch record prices a 25-epoch run; and only records made on
-this machine (its `host`) price a run here: a GPU and a CPU take very different times.
+The price is per epoch, so a 20-epoch record prices a 25-epoch run, or per step where no record
+has the run's batch size (steptime.py); and only records made on this machine (its `host`)
+price a run here: a GPU and a CPU take very different times.
 """
 
+from dataclasses import dataclass
+
+from normlab.analysis.study import steptime
+from normlab.analysis.study.cost import steps_per_epoch
 from normlab.analysis.study.plan import PlannedRun
 from normlab.analysis.study.records import Record
+
+
+@dataclass(frozen=True)
+class Price:
+    """Seconds a run should take, and what they were priced from (for `plan` to say)."""
+
+    seconds: float
+    how: str  # e.g. "from 3 records", "from step time, 5.1 ms a step"
 
 
 def _kind(params: dict) -> tuple:
@@ -15,26 +28,57 @@ def _kind(params: dict) -> tuple:
     return params["dataset"], params["limit"], params["recipe"]["model"]
 
 
-def estimate(params: dict, known: list[Record], host: str) -> float | None:
-    """Seconds a run should take on `host`: the mean seconds per epoch of similar records made
-    there × its epochs; None if there are none. Similar: same data, amount and model, and the
-    same batch size, else the nearest smaller one: an epoch at a smaller batch takes more steps,
-    so its price is an upper bound, which keeps `--deadline` safe. With only larger batch sizes
-    known, the nearest one's epoch × the ratio of steps (larger / own batch): a step of a
-    smaller batch does less work than one of a larger, so that too bounds it, loosely. Records
-    of its own norm, when there are some: on the resnet, GroupNorm's and LayerNorm's epochs take
-    markedly longer than BatchNorm's."""
+def _batch(params: dict) -> int:
+    return params["recipe"]["batch_size"]
+
+
+def _own(similar: list[Record], norm: str) -> list[Record]:
+    """The records of `norm`, if there are some: on the resnet, GroupNorm's and LayerNorm's
+    epochs take markedly longer than BatchNorm's."""
+    return [r for r in similar if r.params["norm"] == norm] or similar
+
+
+def _per_epoch(chosen: list[Record]) -> float:
+    return sum(r.seconds / r.params["recipe"]["epochs"] for r in chosen) / len(chosen)
+
+
+def price(params: dict, known: list[Record], host: str) -> Price | None:
+    """What a run should take on `host`, from the records made there (a GPU and a CPU take very
+    different times); None if none prices it. In this order:
+
+    - records of similar runs (same data, amount and model) at its batch size: their mean
+      seconds per epoch × its epochs;
+    - else the step time measured at other batch sizes (steptime.py: records of the same data
+      and model, any amount) × its steps;
+    - else, with similar records at one other batch size only (no step time to fit), the
+      nearest smaller batch's epoch (more steps: an upper bound), or with only larger ones the
+      nearest one's epoch × the ratio of steps (a step of a smaller batch does less work:
+      loosely, an upper bound too)."""
+    batch, epochs = _batch(params), params["recipe"]["epochs"]
     here = [r for r in known if r.host == host and _kind(r.params) == _kind(params)]
+    same = _own([r for r in here if _batch(r.params) == batch], params["norm"])
+    if same:
+        count = f"{len(same)} record{'s' * (len(same) != 1)}"
+        return Price(_per_epoch(same) * epochs, f"from {count}")
+    step = steptime.fit(params, known, host)
+    if step is not None:
+        seconds = step.at(batch)
+        total = seconds * steps_per_epoch(params) * epochs
+        return Price(total, f"from step time, {seconds * 1000:.1f} ms a step")
     if not here:
         return None
-    batch = params["recipe"]["batch_size"]
-    sizes = [r.params["recipe"]["batch_size"] for r in here]
+    sizes = [_batch(r.params) for r in here]
     nearest = max((b for b in sizes if b <= batch), default=min(sizes))
-    similar = [r for r in here if r.params["recipe"]["batch_size"] == nearest]
-    own_norm = [r for r in similar if r.params["norm"] == params["norm"]]
-    per_epoch = [r.seconds / r.params["recipe"]["epochs"] for r in own_norm or similar]
+    similar = _own([r for r in here if _batch(r.params) == nearest], params["norm"])
     steps = max(nearest / batch, 1.0)  # > 1 only when priced from a larger batch
-    return sum(per_epoch) / len(per_epoch) * steps * params["recipe"]["epochs"]
+    how = f"from batch {nearest}'s epochs" + (f" × {steps:g} steps" if steps > 1 else "")
+    return Price(_per_epoch(similar) * steps * epochs, how)
+
+
+def estimate(params: dict, known: list[Record], host: str) -> float | None:
+    """Seconds a run should take on `host` (see `price`); None if nothing prices it."""
+    found = price(params, known, host)
+    return None if found is None else found.seconds
 
 
 def duration(seconds: float) -> str:

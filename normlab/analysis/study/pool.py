@@ -26,10 +26,12 @@ import time
 from collections import deque
 from pathlib import Path
 
+from normlab.analysis.study import deadline as deadlines
 from normlab.analysis.study import leases, progress, store
 from normlab.analysis.study.commits import commit_record
 from normlab.analysis.study.cost import longest_first
-from normlab.analysis.study.estimates import estimate, eta
+from normlab.analysis.study.deadline import Deadline
+from normlab.analysis.study.estimates import eta
 from normlab.analysis.study.leases import Leases
 from normlab.analysis.study.live import View
 from normlab.analysis.study.plan import PlannedRun
@@ -59,22 +61,24 @@ class Runner:
         view: View,
         commit: bool = False,
         deadline: float | None = None,
+        resume_later: bool = False,
         done_before: int = 0,
     ):
         """`deadline`: a time.monotonic() by which the runs started should end (priced from
-        the records made on `host`, this machine); `done_before`: the plan's runs recorded
-        already (for the view's runs done / total)."""
+        the records made on `host`, this machine), a hard stop with `resume_later`
+        (deadline.py); `done_before`: the plan's runs recorded already (for runs done / total)."""
         self.pending = deque((run, 1) for run in longest_first(runs))
         self.share, self.known = share, share.known
-        self.jobs, self.commit, self.view, self.deadline = jobs, commit, view, deadline
+        self.jobs, self.commit, self.view = jobs, commit, view
+        self.deadline = Deadline(deadline, share.known, host, resume_later)
         stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{socket.gethostname()}-{os.getpid()}"
         self.logs = LOGS / stamp
         self.host = host  # the machine whose records price the runs here
-        self.prices: dict[str, float | None] = {}  # by label, until a new record lands
         self.active: list[Active] = []
         self.failed: list[str] = []
         self.diverged: list[str] = []  # exit 2 with a divergence record: a result, not a failure
         self.elsewhere: list[str] = []  # recorded by another runner meanwhile
+        self.stopped: list[str] = []  # stopped at the deadline (--resume-later): to resume
         self.waiting = 0  # pending runs that other runners held at the last look
         self.look_at = 0.0  # time.monotonic() of the next look at them
         self.started = self.finished = 0
@@ -145,7 +149,7 @@ class Runner:
     def recorded(self, run: PlannedRun, record: Record, seconds: float) -> None:
         """The run's worker wrote its record: say so (with the time left), commit it."""
         self.share.add(record)
-        self.prices.clear()  # the new record may price the runs left better
+        self.deadline.forget()  # the new record may price the runs left better
         self.finished += 1
         time_left = eta(self.left(), self.known, self.jobs, self.host)
         self.say(
@@ -163,29 +167,41 @@ class Runner:
     def left(self) -> list[PlannedRun]:
         return [r for r, _ in self.pending] + [a.run for a in self.active]
 
-    def fits(self, run: PlannedRun) -> bool:
-        """Whether `run` should end before the deadline, priced from similar records as the
-        ETA is. A run with no similar record fits while the deadline has not passed."""
-        if self.deadline is None:
-            return True
-        if run.label not in self.prices:
-            self.prices[run.label] = estimate(run.params, self.known, self.host)
-        return time.monotonic() + (self.prices[run.label] or 0.0) < self.deadline
-
     def next_run(self) -> tuple[PlannedRun, int] | None:
-        """The first pending run (longest first) that fits and that this runner holds or can
-        take: one too long for the time left waits for the next call, and a shorter one behind
-        it goes first; one another runner holds waits for the next look (LOOK_S)."""
+        """The first pending run (longest first) that fits the deadline and that this runner
+        holds or can take: one too long for the time left waits for the next call, and a
+        shorter one behind it goes first; one another runner holds waits for the next look
+        (LOOK_S). With none, under --resume-later, the first of which an epoch fits."""
         if time.monotonic() < self.look_at:
             return None
-        now, self.waiting = self.share.clock(), 0
-        for item in list(self.pending):
-            if self.fits(item[0]) and self.take(item[0], now):
-                self.pending.remove(item)
-                return item
+        now = self.share.clock()
+        for fits in self.deadline.tests():
+            self.waiting = 0
+            for item in list(self.pending):
+                if fits(item[0]) and self.take(item[0], now):
+                    self.pending.remove(item)
+                    if fits == self.deadline.fits_an_epoch:
+                        self.say(deadlines.anyway(item[0]))
+                    return item
         if self.waiting:
             self.look_at = time.monotonic() + LOOK_S
         return None
+
+    def stop_all(self) -> None:
+        """--resume-later's deadline came: stop every worker (their checkpoints stay); one that
+        ended meanwhile is finished as usual."""
+        for slot in self.active:
+            slot.process.terminate()
+        for slot in self.active:
+            code = slot.process.wait()
+            if slot.run.path.exists() or code != -signal.SIGTERM:
+                self.finish(slot, 0 if slot.run.path.exists() else code)
+            else:
+                self.share.let_go(slot.run.label)
+                self.stopped.append(slot.run.label)
+                self.say(deadlines.stopped(slot.run))
+        self.active.clear()
+        self.share.changed()
 
     def take(self, run: PlannedRun, now: float) -> bool:
         """Whether this runner may train `run` now; one recorded elsewhere leaves the plan."""
@@ -221,6 +237,8 @@ class Runner:
                 if not self.active and not self.waiting:  # nothing runs, nothing pending fits
                     break
                 time.sleep(POLL_S)
+                if self.deadline.passed():
+                    self.stop_all()
                 for slot in [a for a in self.active if a.process.poll() is not None]:
                     self.active.remove(slot)
                     self.finish(slot, slot.process.returncode)
@@ -234,11 +252,7 @@ class Runner:
                 slot.process.wait()
             self.share.close()  # the leases of runs left unfinished go back
         if self.pending:
-            left = len(self.pending)
-            self.say(
-                f"deadline: {left} run{'s' * (left != 1)} not started, as none would end "
-                "before it (rerun to continue)"
-            )
+            self.say(self.deadline.not_started(len(self.pending)))
         return self.failed
 
 
@@ -250,12 +264,14 @@ def run_all(
     commit: bool,
     host: str,
     seconds: float | None = None,
+    resume_later: bool = False,
     expiry_s: float = leases.EXPIRY_S,
     done_before: int = 0,
 ) -> list[str]:
     """Train `runs` (none recorded yet) `jobs` at a time, each under a lease (expiring after
     `expiry_s` without a heartbeat), under the live view; return the labels of those that
-    failed. With `seconds`, only runs that should end within that long start (Runner).
+    failed. With `seconds`, only runs that should end within that long start, or, with
+    `resume_later`, any run that gets an epoch done, stopped then (deadline.py).
 
     Datasets are fetched first, once, not raced by the workers; a SIGTERM to this process stops
     its workers too (their checkpoints stay for the rerun)."""
@@ -275,6 +291,7 @@ def run_all(
                 view=view,
                 commit=commit,
                 deadline=deadline,
+                resume_later=resume_later,
                 done_before=done_before,
             ).run()
     finally:

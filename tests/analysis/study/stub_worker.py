@@ -1,31 +1,34 @@
 """A worker that pretends to train, for tests of runners sharing a checkout (`make test`): the
 real worker's main (lease, progress file, record, checkpoint removal) around a stand-in for
-training that takes STUB_EPOCH_S seconds an epoch, keeps a JSON checkpoint in normlab's cache
-after each epoch (so a killed run resumes from it), and appends `label epoch pid` to
+training that takes STUB_EPOCH_S seconds an epoch, keeps a checkpoint in normlab's cache after
+each epoch (its fingerprint and history, as the real one holds them: a killed run resumes from
+it, and a runner reads its epochs), and appends `label epoch pid` to
 $NORMLAB_CACHE/trained.txt for each epoch it trained.
 
 Runners use it when started as `python -c "<processes.WORKER = 'stub_worker'>; …"` with this
 folder and tests/ on PYTHONPATH (test_sharing.start_runner).
 """
 
-import json
 import os
 import time
 from pathlib import Path
+
+import torch
 
 from helpers import record_dict
 from normlab.analysis.study import records, worker
 from normlab.analysis.study.progress import Tracker
 from normlab.errors import run_stage
-from normlab.io import write_json
+from normlab.io import atomic_path
 from normlab.train import checkpoint
 
 
 def pretend(job: worker.Job, tracker: Tracker | None) -> tuple[records.Record, None]:
     """Train `job` as a stand-in: its epochs from the checkpoint on, then its record."""
     epochs = job.params["recipe"]["epochs"]
-    saved = checkpoint.cache_path(checkpoint.fingerprint(job.params))
-    history = json.loads(saved.read_text()) if saved.exists() else []
+    fingerprint = checkpoint.fingerprint(job.params)
+    saved = checkpoint.cache_path(fingerprint)
+    history = torch.load(saved, weights_only=True)["history"] if saved.exists() else []
     if history:
         print(f"resuming from {saved}: {len(history)} of {epochs} epochs done", flush=True)
     for entry in history:
@@ -37,7 +40,8 @@ def pretend(job: worker.Job, tracker: Tracker | None) -> tuple[records.Record, N
             step(None, train=True)
             time.sleep(seconds / steps)
         history.append({**record_dict(job.params)["history"][epoch - 1], "pid": os.getpid()})
-        write_json(saved, history)
+        with atomic_path(saved) as tmp:
+            torch.save({"fingerprint": fingerprint, "history": history}, tmp)
         with open(Path(os.environ["NORMLAB_CACHE"]) / "trained.txt", "a") as log:
             log.write(f"{job.label} {epoch} {os.getpid()}\n")
         print(f"epoch {epoch}/{epochs}", flush=True)

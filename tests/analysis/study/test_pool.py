@@ -63,6 +63,7 @@ def test_a_study_writes_records_and_a_rerun_trains_nothing(tmp_path, monkeypatch
     cli.main(["plan", "--file", "studies/t.yaml", "--epochs", "2"])  # priced per epoch from 1
     out = capsys.readouterr().out
     assert "2 runs: 0 done, 2 to run; ETA " in out and out.count("to run   ~") == 2
+    assert out.count(" (from 1 record)\n") == 2  # how each was priced: its record's epoch
 
     # verify retrains from scratch and names every number that differs from the record
     path = Path("results/t/runs/t/ln/s0.json")
@@ -212,7 +213,7 @@ def test_before_the_deadline_only_runs_that_should_end_by_then_start(tmp_path):
     work = _runner(tmp_path, runs, io.StringIO(), known, deadline=soon)
     assert work.next_run() == (unpriced, 1)  # no price: it may start; the two long ones wait
     assert work.next_run() is None and len(work.pending) == 2
-    work.deadline = time.monotonic() + 300
+    work.deadline.at = time.monotonic() + 300
     assert work.next_run() == (_run(1), 1)  # 252.5 s fit now, in their order
 
 

@@ -48,6 +48,9 @@ def test_a_run_costs_epochs_times_steps_times_its_step_the_same_on_every_host():
     recipe = resolved()  # MNIST recipe: 20 epochs × 937 steps
     assert cost.cost(recipe) == 20 * 937
     assert cost.cost(resolved({"data.limit": 6400})) == 20 * 100
+    held_out = resolved({"data.val": 10000, "train.batch_size": 2})  # 50,000 images to train on
+    assert cost.steps_per_epoch(held_out) == 25000
+    assert cost.steps_per_epoch(resolved({"data.val": 10000, "data.limit": 20000})) == 312
     proxy = resolved({"dataset": "cifar10-proxy"})
     assert 3.5 < cost.cost(proxy) / cost.cost(recipe) < 4.5  # as measured: CIFAR ≈ 4× MNIST
     small, large = (resolved({"train.batch_size": b}) for b in (16, 128))

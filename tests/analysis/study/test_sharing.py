@@ -31,11 +31,11 @@ def checkpoints(repo: Path) -> list[Path]:
     return sorted((repo.parent / f"{repo.name}-cache" / "checkpoints").glob("*.pt"))
 
 
-def start_runner(repo: Path, *args: str, worker: str) -> subprocess.Popen:
+def start_runner(repo: Path, *args: str, worker: str, epoch_s: float = 0.3) -> subprocess.Popen:
     """`study run --file studies/t.yaml <args>` in its own process group, its workers running
-    `worker` (the stub, or the real normlab.analysis.worker)."""
+    `worker` (the stub, taking `epoch_s` an epoch, or the real normlab.analysis.worker)."""
     path = os.pathsep.join(map(str, (HERE, ROOT / "tests")))
-    env = {**env_for(repo), "PYTHONPATH": path, "STUB_EPOCH_S": "0.3"}
+    env = {**env_for(repo), "PYTHONPATH": path, "STUB_EPOCH_S": str(epoch_s)}
     return subprocess.Popen(
         [sys.executable, "-c", LAUNCH.format(worker=worker), "run", "--file", "studies/t.yaml"]
         + list(args),
