@@ -2,7 +2,7 @@
 variant, its figures and seed bands, and the verdicts on the pairs a reader compares."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from normlab.analysis.claims import notation
@@ -55,8 +55,19 @@ def verdict_lines(study: StudyView) -> list[str]:
     return vd.family(groups, found)
 
 
+def has_val(runs: Sequence[vd.Outcome]) -> bool:
+    """Whether the runs held out a validation split: every run with numbers logged val/acc."""
+    measured = [r for r in runs if r.history]
+    return bool(measured) and all("val/acc" in r.history[-1] for r in measured)
+
+
+def final_val(run: vd.Outcome) -> float:
+    return run.history[-1]["val/acc"]
+
+
 def study_table(study: StudyView) -> str:
     rows = []
+    val = has_val(study.runs)
     # Seconds per epoch compare only on one device: where a study's runs ran on several, each
     # variant's cell names its own.
     mixed = len({r.device for r in study.runs}) > 1
@@ -75,6 +86,7 @@ def study_table(study: StudyView) -> str:
                 overrides,
                 f"{len(runs)}/{planned}{seeds}",
                 notation.pm(stats),
+                *([alongside(g, final_val)] if val else []),
                 "–" if not stats.n else f"{stats.median:.2f}",
                 "–" if not stats.n else f"{stats.low:.2f}–{stats.high:.2f}",
                 g.failed_text() or "–",
@@ -89,6 +101,7 @@ def study_table(study: StudyView) -> str:
         "overrides",
         "runs (seeds)",
         "final test acc %",
+        *(["final val acc %"] if val else []),
         "median",
         "min–max",
         "did not learn",
@@ -117,7 +130,21 @@ def size(study: StudyView) -> str:
     )
 
 
-def study_section(study: StudyView, out: Path) -> str:
+def val_note(study: StudyView) -> list[str]:
+    """For a study whose runs hold out a validation split: what is read on it."""
+    if not has_val(study.runs):
+        return []
+    held = sorted({r.params.get("val", 0) for r in study.runs if r.history})
+    return [
+        f"These runs hold out a validation split (the last {', '.join(map(str, held))} training "
+        "images, `data.val`), and the choices made from them (the lr check) are read on the "
+        "final **val** accuracy, never on test: test accuracy stands beside it as description "
+        "only. Their best epoch is picked on val accuracy too.",
+        "",
+    ]
+
+
+def study_section(study: StudyView, out: Path, see: str = "") -> str:
     head = [f"### Study `{study.name}`: {study.description}", "", f"Size: {size(study)}.", ""]
     if study.not_run:
         head += [f"**Not run**: {study.not_run}.", ""]
@@ -135,9 +162,11 @@ def study_section(study: StudyView, out: Path) -> str:
         "(picked on the test set, so optimistic). Gap = train − test accuracy (train measured "
         "with augmentation and dropout on).",
         "",
+        *val_note(study),
     ]
     for file, caption in gallery.study_figures(study, out):
         lines += [f"![{caption}]({file})", f"*{caption}*", ""]
+    lines += [see, ""] if see else []
     bands = gallery.write_bands(study, out).relative_to(out)
     lines += [
         f"Per-epoch mean and std of test accuracy and loss over the seeds that learned: "
@@ -151,12 +180,18 @@ def study_section(study: StudyView, out: Path) -> str:
     return "\n".join(lines)
 
 
-def dataset_sections(studies: Sequence[StudyView], out: Path) -> list[str]:
+def dataset_sections(
+    studies: Sequence[StudyView], out: Path, see: Mapping[str, str] | None = None
+) -> list[str]:
+    """One section per dataset; `see`: study → a line its section adds (a link elsewhere)."""
+    see = see or {}
     sections = []
     for dataset in datasets(studies):
         mine = [s for s in studies if s.dataset == dataset]
         lines = [f"## {long_title(dataset)}", ""]
         if not mine:
             lines += [f"No study of this report runs on {title(dataset)} yet.", ""]
-        sections.append("\n".join(lines + [study_section(s, out) for s in mine]))
+        sections.append(
+            "\n".join(lines + [study_section(s, out, see.get(s.name, "")) for s in mine])
+        )
     return sections
