@@ -67,7 +67,8 @@ def figure(
         names = [f"{b}\n{counts[b]}" if counts and b in counts else str(b) for b in ticks]
         _batch_axis(axes[0], ticks, names)
         axes[0].set(xlabel="batch size (log2)", ylabel="final test error % (log; lower is better)")
-        axes[0].set_title("MNIST (normlab): points = seeds, line = their mean")
+        mine = "normlab's runs: " if paper else ""  # the dataset is in the suptitle
+        axes[0].set_title(f"{mine}points = seeds, line = their mean")
         if paper:
             _paper_panel(axes[1], palette)
         fig.suptitle(title)
