@@ -55,6 +55,13 @@ def verdict_lines(study: StudyView) -> list[str]:
     return vd.family(groups, found)
 
 
+# What the best-epoch column is, without and with a validation split (metrics.best_epoch).
+BEST = {
+    False: "the highest test accuracy at any epoch (picked on the test set, so optimistic)",
+    True: "the test accuracy at the epoch of highest val accuracy (picked on val, not test)",
+}
+
+
 def has_val(runs: Sequence[vd.Outcome]) -> bool:
     """Whether the runs held out a validation split: every run with numbers logged val/acc."""
     measured = [r for r in runs if r.history]
@@ -139,7 +146,7 @@ def val_note(study: StudyView) -> list[str]:
         f"These runs hold out a validation split (the last {', '.join(map(str, held))} training "
         "images, `data.val`), and the choices made from them (the lr check) are read on the "
         "final **val** accuracy, never on test: test accuracy stands beside it as description "
-        "only. Their best epoch is picked on val accuracy too.",
+        "only.",
         "",
     ]
 
@@ -158,9 +165,8 @@ def study_section(study: StudyView, out: Path, see: str = "") -> str:
         "Statistics over the runs that learned, or over all of a variant's runs when none did "
         f"(a run that ends below chance + {metrics.CHANCE_MARGIN:g} points, or diverged, did not "
         "learn and is named). "
-        "*final*: after the last epoch; *best epoch*: the highest test accuracy at any epoch "
-        "(picked on the test set, so optimistic). Gap = train − test accuracy (train measured "
-        "with augmentation and dropout on).",
+        f"*final*: after the last epoch; *best epoch*: {BEST[has_val(study.runs)]}. "
+        "Gap = train − test accuracy (train measured with augmentation and dropout on).",
         "",
         *val_note(study),
     ]

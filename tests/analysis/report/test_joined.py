@@ -121,6 +121,8 @@ def test_runs_with_a_validation_split_show_val_beside_test_and_say_choices_read_
     text = sections.study_section(val_study(10000), tmp_path)
     assert "(the last 10000 training images, `data.val`)" in text
     assert "read on the final **val** accuracy, never on test" in text
+    assert "*best epoch*: the test accuracy at the epoch of highest val accuracy" in text
+    assert "picked on the test set" in sections.study_section(val_study(0), tmp_path)
     assert "val acc" not in sections.study_table(val_study(0))
     assert "**val**" not in sections.study_section(val_study(0), tmp_path)
 
