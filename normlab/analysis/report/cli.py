@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from normlab.analysis.claims import registered, schema
+from normlab.analysis.report import batchcurve as bc
 from normlab.analysis.report import overlap, registration, sections, summary, writeups
 from normlab.analysis.report.views import Inputs, StudyView, study_view
 from normlab.analysis.study import flags, overrides, records, store
@@ -105,7 +106,8 @@ def build(inputs: Inputs, out: Path, others: Sequence[tuple[Path, str]] = ()) ->
         "\n".join(head),
         summary.summary(inputs, found),
         *([registration.summary(found, rows, out)] if rows else []),
-        *sections.dataset_sections(inputs.studies, out),
+        *sections.dataset_sections(inputs.studies, out, inputs.see),
+        *([bc.section(inputs.curve, out)] if inputs.curve else []),
         writeups.claims_section(found, inputs),
         *([registration.section(found, rows, inputs.registered)] if rows else []),
         writeups.replication(inputs),
@@ -230,8 +232,9 @@ def report(argv: list[str], others: Sequence[tuple[Path, str]] = ()) -> tuple[Pa
         study_view(n, s, [r for r in plan.runs if r.study == n], done)
         for n, s in plan.studies.items()
     )
+    curve = bc.curve(plan.runs, _defining_files(), base, done)  # None: no HOME in the plan
     reported_runs = sum(len(v.runs) for v in views)
-    if not reported_runs:
+    if not reported_runs and not (curve and curve.runs):
         raise NoRecords(
             f"no records for any of the {len(plan.runs)} planned runs: run "
             "`make study` first (with the same --file/--profile/--epochs/--set)"
@@ -246,9 +249,9 @@ def report(argv: list[str], others: Sequence[tuple[Path, str]] = ()) -> tuple[Pa
     scope = "" if everything else _scope(args, out)
     cost = all_records(done, out) if others else ""
     v2 = registration.prepare(done, base, claimed.reported) if everything else None
-    inputs = Inputs(
-        views, tuple(with_studies), reported, command, scope=scope, cost=cost, registered=v2
-    )
+    see = bc.links([r for r, _ in others], _defining_files()) if everything else {}
+    extra = {"scope": scope, "cost": cost, "registered": v2, "curve": curve, "see": see}
+    inputs = Inputs(views, tuple(with_studies), reported, command, **extra)
     return build(inputs, out, others), reported_runs, len(plan.runs)
 
 

@@ -2,7 +2,7 @@
 variant, its figures and seed bands, and the verdicts on the pairs a reader compares."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from normlab.analysis.claims import notation
@@ -55,8 +55,26 @@ def verdict_lines(study: StudyView) -> list[str]:
     return vd.family(groups, found)
 
 
+# What the best-epoch column is, without and with a validation split (metrics.best_epoch).
+BEST = {
+    False: "the highest test accuracy at any epoch (picked on the test set, so optimistic)",
+    True: "the test accuracy at the epoch of highest val accuracy (picked on val, not test)",
+}
+
+
+def has_val(runs: Sequence[vd.Outcome]) -> bool:
+    """Whether the runs held out a validation split: every run with numbers logged val/acc."""
+    measured = [r for r in runs if r.history]
+    return bool(measured) and all("val/acc" in r.history[-1] for r in measured)
+
+
+def final_val(run: vd.Outcome) -> float:
+    return run.history[-1]["val/acc"]
+
+
 def study_table(study: StudyView) -> str:
     rows = []
+    val = has_val(study.runs)
     # Seconds per epoch compare only on one device: where a study's runs ran on several, each
     # variant's cell names its own.
     mixed = len({r.device for r in study.runs}) > 1
@@ -75,6 +93,7 @@ def study_table(study: StudyView) -> str:
                 overrides,
                 f"{len(runs)}/{planned}{seeds}",
                 notation.pm(stats),
+                *([alongside(g, final_val)] if val else []),
                 "–" if not stats.n else f"{stats.median:.2f}",
                 "–" if not stats.n else f"{stats.low:.2f}–{stats.high:.2f}",
                 g.failed_text() or "–",
@@ -89,6 +108,7 @@ def study_table(study: StudyView) -> str:
         "overrides",
         "runs (seeds)",
         "final test acc %",
+        *(["final val acc %"] if val else []),
         "median",
         "min–max",
         "did not learn",
@@ -117,7 +137,21 @@ def size(study: StudyView) -> str:
     )
 
 
-def study_section(study: StudyView, out: Path) -> str:
+def val_note(study: StudyView) -> list[str]:
+    """For a study whose runs hold out a validation split: what is read on it."""
+    if not has_val(study.runs):
+        return []
+    held = sorted({r.params.get("val", 0) for r in study.runs if r.history})
+    return [
+        f"These runs hold out a validation split (the last {', '.join(map(str, held))} training "
+        "images, `data.val`), and the choices made from them (the lr check) are read on the "
+        "final **val** accuracy, never on test: test accuracy stands beside it as description "
+        "only.",
+        "",
+    ]
+
+
+def study_section(study: StudyView, out: Path, see: str = "") -> str:
     head = [f"### Study `{study.name}`: {study.description}", "", f"Size: {size(study)}.", ""]
     if study.not_run:
         head += [f"**Not run**: {study.not_run}.", ""]
@@ -131,13 +165,14 @@ def study_section(study: StudyView, out: Path) -> str:
         "Statistics over the runs that learned, or over all of a variant's runs when none did "
         f"(a run that ends below chance + {metrics.CHANCE_MARGIN:g} points, or diverged, did not "
         "learn and is named). "
-        "*final*: after the last epoch; *best epoch*: the highest test accuracy at any epoch "
-        "(picked on the test set, so optimistic). Gap = train − test accuracy (train measured "
-        "with augmentation and dropout on).",
+        f"*final*: after the last epoch; *best epoch*: {BEST[has_val(study.runs)]}. "
+        "Gap = train − test accuracy (train measured with augmentation and dropout on).",
         "",
+        *val_note(study),
     ]
     for file, caption in gallery.study_figures(study, out):
         lines += [f"![{caption}]({file})", f"*{caption}*", ""]
+    lines += [see, ""] if see else []
     bands = gallery.write_bands(study, out).relative_to(out)
     lines += [
         f"Per-epoch mean and std of test accuracy and loss over the seeds that learned: "
@@ -151,12 +186,18 @@ def study_section(study: StudyView, out: Path) -> str:
     return "\n".join(lines)
 
 
-def dataset_sections(studies: Sequence[StudyView], out: Path) -> list[str]:
+def dataset_sections(
+    studies: Sequence[StudyView], out: Path, see: Mapping[str, str] | None = None
+) -> list[str]:
+    """One section per dataset; `see`: study → a line its section adds (a link elsewhere)."""
+    see = see or {}
     sections = []
     for dataset in datasets(studies):
         mine = [s for s in studies if s.dataset == dataset]
         lines = [f"## {long_title(dataset)}", ""]
         if not mine:
             lines += [f"No study of this report runs on {title(dataset)} yet.", ""]
-        sections.append("\n".join(lines + [study_section(s, out) for s in mine]))
+        sections.append(
+            "\n".join(lines + [study_section(s, out, see.get(s.name, "")) for s in mine])
+        )
     return sections

@@ -51,6 +51,8 @@ class Inputs:
     scope: str = ""  # what this report is when it is not the project's answer (a profile …)
     cost: str = ""  # results/README.md only: every run under results/ together (report.all_records)
     registered: Any = None  # results/README.md only: claims v2 (confirmation.Registered)
+    curve: Any = None  # the batch-size curve (joined.Curve), in the report that plans its HOME
+    see: dict[str, str] = field(default_factory=dict)  # study → a line its section adds
 
 
 def outcome(record: Record | Diverged) -> vd.Outcome:

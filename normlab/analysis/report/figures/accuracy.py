@@ -1,16 +1,14 @@
-"""The report's final-accuracy figures: test error per variant (every seed a dot) and test
-error against batch size per norm. Runs that did not learn are drawn apart, never averaged in."""
+"""The report's final-accuracy figure: test error per variant, every seed a dot (against batch
+size: normlab.analysis.report.figures.batchsize). Runs that did not learn are drawn apart, never
+averaged in."""
 
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
 
-from normlab import config
-from normlab.analysis.claims.verdicts import Outcome, chance, learned_runs, usable_runs
+from normlab.analysis.claims.verdicts import Outcome, chance, learned_runs
 from normlab.analysis.report.figures import canvas
 
 
@@ -82,52 +80,3 @@ def _failed_panel(ax, failed: Sequence[Outcome], y: dict[str, int]) -> None:
     ax.set_xlim(0, 100)
     ax.set_xlabel("final test accuracy %")
     ax.set_title(f"did not learn (dashed: chance, {level:g} %)", color="firebrick")
-
-
-def batch_norm_label(run: Outcome) -> str:
-    p = run.params
-    return config.variant_name(p["norm"], p["groups"], p["l1"], p["l2"])
-
-
-def batch_sizes(runs: Sequence[Outcome]) -> list[int]:
-    return sorted({int(r.params["recipe"]["batch_size"]) for r in runs})
-
-
-def batch(runs: Sequence[Outcome], title: str, path: Path) -> Figure:
-    """Final test error % vs batch size per norm: mean of the seeds that learned, bars min–max."""
-    good = usable_runs(runs)
-    labels = list(dict.fromkeys(batch_norm_label(r) for r in runs))
-    palette = canvas.colors(labels)
-    with canvas.style():
-        fig = Figure(figsize=(7.5, 4.8))
-        ax = fig.subplots()
-        for label in labels:
-            rows = [
-                (int(r.params["recipe"]["batch_size"]), 100 - r.acc)
-                for r in good
-                if batch_norm_label(r) == label
-            ]
-            if not rows:
-                continue
-            frame = pd.DataFrame(rows, columns=["bs", "err"]).groupby("bs")["err"]
-            stats = frame.agg(["mean", "min", "max"])
-            ax.errorbar(
-                stats.index,
-                stats["mean"],
-                yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
-                marker="o",
-                capsize=3,
-                color=palette[label],
-                label=label,
-            )
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(batch_sizes(runs), [str(b) for b in batch_sizes(runs)])
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        canvas.log_axis(ax)
-        ax.set(xlabel="batch size", ylabel="final test error % (log; bars: min–max of seeds)")
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend()
-        ax.set_title(title)
-        canvas.footnote(fig, runs)
-        canvas.save(fig, path)
-    return fig

@@ -5,7 +5,13 @@ misclassified); what they share is normlab.analysis.report.figures.canvas."""
 from pathlib import Path
 
 from normlab.analysis.report import tables
-from normlab.analysis.report.figures import accuracy, confusion, curves, misclassified
+from normlab.analysis.report.figures import (
+    accuracy,
+    batchsize,
+    confusion,
+    curves,
+    misclassified,
+)
 from normlab.analysis.report.views import StudyView
 from normlab.io import atomic_path
 
@@ -22,9 +28,11 @@ def study_figures(study: StudyView, out: Path) -> list[tuple[str, str]]:
     ]
     curves.curves(runs, order, head, out / made[0][0])
     accuracy.accuracy(runs, order, head, out / made[1][0])
-    if len(accuracy.batch_sizes(runs)) > 1:
-        made.append((f"{study.name}-batch-size.png", "final test error vs batch size, per norm"))
-        accuracy.batch(runs, f"{head}: error vs batch size", out / made[-1][0])
+    if len(batchsize.batch_sizes(runs)) > 1:
+        made.append(
+            (f"{study.name}-batch-size.png", "final test error vs batch size, per norm: every seed")
+        )
+        batchsize.figure(runs, f"{head}: error vs batch size", out / made[-1][0])
     if curves.has_features(runs):
         made.append(
             (
