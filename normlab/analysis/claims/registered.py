@@ -19,6 +19,7 @@ from normlab.data import specs
 from normlab.errors import NormlabError
 
 FILE = Path("studies/claims-v2.yaml")
+FILE_V3 = Path("studies/claims-v3.yaml")  # version 3: issue 30's small-batch tests
 # `file:` names the study file a test's study is in (the report finds a study by its name).
 STUDY_FILES = {"default": Path("studies/default.yaml"), "seeds": Path("studies/seeds.yaml")}
 SINGLE_KINDS = ("reaches", "enriched")  # the rest compare two variants

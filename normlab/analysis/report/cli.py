@@ -134,8 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The claims files of studies/: no study files (v2: normlab.analysis.claims.registered).
-CLAIMS_FILES = (schema.FILE, registered.FILE)
+# The claims files of studies/: no study files (v2, v3: normlab.analysis.claims.registered).
+CLAIMS_FILES = (schema.FILE, registered.FILE, registered.FILE_V3)
 
 
 def study_files() -> list[Path]:
