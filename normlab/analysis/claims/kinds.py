@@ -1,13 +1,17 @@
-"""The tests of a registration (studies/claims-v2.yaml), a pydantic model per kind: what each
-test names, strictly (no "3" for 3, no unknown key). The files that hold them, and how they are
-read and checked against their studies: normlab.analysis.claims.registered.
+"""The tests of a registration (studies/claims-v2.yaml, studies/claims-v3.yaml), a pydantic model
+per kind: what each test names, strictly (no "3" for 3, no unknown key). The files that hold
+them, and how they are read and checked against their studies: normlab.analysis.claims.registered.
+
+Version 3 has kinds of its own (`TestV3`), not v2's: each version's header defines exactly the
+kinds its file may use, so a v2 kind in v3's file (or the reverse) is an error, not a guess.
 """
 
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-SINGLE_KINDS = ("reaches", "enriched")  # the rest compare two variants
+SINGLE_KINDS = ("reaches", "enriched")  # the rest compare two variants, but:
+LINE_KINDS = ("slope", "flat")  # v3: a line over one variant per batch size
 
 Seed = Annotated[StrictInt, Field(ge=0)]
 Pair = Annotated[list[str], Field(min_length=2, max_length=2)]
@@ -35,6 +39,8 @@ class _Test(BaseModel):
     def _variants_or_pairs(self) -> "_Test":
         if (self.variants is None) == (self.pairs is None):
             raise ValueError("give either 'variants' or 'pairs' (a family), not both or neither")
+        if self.kind in LINE_KINDS:
+            return self._a_line()
         single = self.kind in SINGLE_KINDS
         if single and self.pairs is not None:
             raise ValueError(f"kind {self.kind!r} reads single variants: use 'variants'")
@@ -43,6 +49,19 @@ class _Test(BaseModel):
         for unit in self.units:
             if len(unit) == 2 and unit[0] == unit[1]:
                 raise ValueError(f"{unit[0]!r} is compared with itself (allowed: two variants)")
+        return self
+
+    def _a_line(self) -> "_Test":
+        """slope, flat: the variants are the line's points along the batch axis, so at least
+        two and none twice (which batch size each trains at: registered.check_studies)."""
+        if self.pairs is not None:
+            raise ValueError(f"kind {self.kind!r} reads one variant per batch size: use 'variants'")
+        names = self.variants or []
+        if len(names) < 2:
+            raise ValueError("'variants' must name at least 2 variants (one per batch size)")
+        twice = [v for v in names if names.count(v) > 1]
+        if twice:
+            raise ValueError(f"{twice[0]!r} is given twice (allowed: one variant per batch size)")
         return self
 
     @model_validator(mode="after")
@@ -184,3 +203,27 @@ Test = Annotated[
     | Enriched,
     Field(discriminator="kind"),
 ]
+
+
+class _V3(_Test):
+    """A v3 test (studies/claims-v3.yaml): its study may also be in studies/small-batch.yaml,
+    and every v3 kind has a margin (in points; for a slope, points per doubling)."""
+
+    file: Literal["default", "seeds", "small-batch"]
+    margin: Annotated[float, Field(gt=0)]
+
+
+class Slope(_V3):
+    kind: Literal["slope"]
+    direction: Literal["down"]  # the claim: slope < 0, error grows as the batch shrinks
+
+
+class Flat(_V3):
+    kind: Literal["flat"]
+
+
+class HigherBy(_V3):
+    kind: Literal["higher-by"]
+
+
+TestV3 = Annotated[Slope | Flat | HigherBy, Field(discriminator="kind")]
