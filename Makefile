@@ -51,7 +51,7 @@ study: $(STAMP) $(if $(wildcard $(PROXY_SRC)/build.py),$(PROXY))
 
 plan: $(STAMP)
 	$(BIN)/python -m normlab.analysis.study plan --jobs $(JOBS) $(ARGS)
-	@# each claims-v2 test on these studies: its registered n and its runs done
+	@# each registered (claims-v2, -v3) test on these studies: its n and its runs done
 	$(BIN)/python -m normlab.analysis.claims.tally $(ARGS)
 
 # What `make study` shows, from another terminal or any machine sharing this checkout: every

@@ -348,6 +348,13 @@ def v2(**fields) -> object:
     return rg.Registration.model_validate(raw | {"claims": [BASE | fields]}).claims[0]
 
 
+def v3(**fields) -> object:
+    """One v3 test (studies/claims-v3.yaml's kinds); its seeds default to 0–2."""
+    fields = {"seeds": [0, 1, 2], "n": 3, "margin": 0.1} | fields
+    raw = {"version": 3, "alpha": ALPHA, "power": POWER}
+    return rg.RegistrationV3.model_validate(raw | {"claims": [BASE | fields]}).claims[0]
+
+
 def make(variant: str, values: list, build, first_seed: int = 0, **kw) -> list[vd.Outcome]:
     """One run per value; build(value) → fake_record keywords (acc at least)."""
     made = []

@@ -1,5 +1,5 @@
-"""How a v2 verdict is written: what it measured, on which runs, at which margin, and the
-numbers behind its word (normlab.analysis.claims.retest decides the word).
+"""How a registered (v2, v3) verdict is written: what it measured, on which runs, at which
+margin, and the numbers behind its word (normlab.analysis.claims.retest decides the word).
 
 Every line names its metric, study and recipe, seeds, n and margin, so that a reader never has
 to open the registration to know what "supported" was a verdict on.
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from normlab.analysis.claims import notation, stats
+from normlab.analysis.claims.kinds import LINE_KINDS
 from normlab.analysis.claims.measures import log_margin
 
 
@@ -31,8 +32,10 @@ def seed_span(seeds: Sequence[int]) -> str:
 def metric_text(test: Any) -> str:
     """What one run contributes, in words."""
     kind = test.kind
-    if kind in ("higher", "higher-pooled", "not-worse", "similar", "costs", "reaches"):
+    if kind in ("higher", "higher-pooled", "not-worse", "similar", "costs", "reaches", "higher-by"):
         return "final test accuracy (last epoch)"
+    if kind in LINE_KINDS:
+        return "OLS slope of final test error (100 − accuracy) on log2(batch size), a point a run"
     if kind == "higher-throughout":
         return f"test accuracy at every epoch {test.window[0]}–{test.window[1]}"
     if kind == "steadier":
@@ -54,12 +57,27 @@ def margin_text(test: Any) -> str:
         return f"level {test.level:g} %"
     if test.kind in ("steadier", "enriched"):
         return f"a factor of {test.margin_ratio:g} (±{log_margin(test):.3f} in ln)"
-    return f"±{test.margin:g} point{'s' if test.margin > 1 else ''}"
+    per = " per doubling of the batch" if test.kind in LINE_KINDS else ""
+    return f"±{test.margin:g} point{'s' if test.margin > 1 else ''}{per}"
+
+
+def claim_text(test: Any) -> str:
+    """What a v3 test claims of its number, spelled out (its margin is not always a band):
+    'slope < 0', '|slope| < 0.1', 'gn-bs2 − bn-bs2 > 0.1'; '' for v2's kinds."""
+    if test.kind == "slope":
+        return "slope < 0"
+    if test.kind == "flat":
+        return f"|slope| < {test.margin:g}"
+    if test.kind == "higher-by":
+        return "; ".join(f"{a} − {b} > {test.margin:g}" for a, b in test.units)
+    return ""
 
 
 def unit(test: Any) -> str:
     if test.kind in ("steadier", "enriched"):
         return "in ln"
+    if test.kind in LINE_KINDS:
+        return "points of error per doubling"
     return "points of error" if test.kind == "learns-faster" else "points"
 
 
@@ -77,8 +95,12 @@ def _ratio(test: Any, estimate: float) -> str:
     return f" (×{math.exp(estimate):.2f})" if test.kind in ("steadier", "enriched") else ""
 
 
-def _sizes(diff: Any) -> str:
-    """'3 vs 3', '3'; '3 per arm' for a pooled test's many arms of one size."""
+def _sizes(test: Any, diff: Any) -> str:
+    """'3 vs 3', '3'; '3 per arm' for a pooled test's many arms of one size; a line's runs per
+    batch size."""
+    if test.kind in LINE_KINDS:
+        each = f"{diff.n[0]}" if len(set(diff.n)) == 1 else notation.sizes(diff)
+        return f"{each} per batch size"
     if len(diff.n) > 2 and len(set(diff.n)) == 1:
         return f"{diff.n[0]} per arm"
     return notation.sizes(diff)
@@ -109,6 +131,6 @@ def detail(test: Any, parts: Sequence[Any]) -> str:
         ]
         if math.isfinite(part.p_equal):
             ps.append(f"equivalent {_p(part.p_equal, adjusted[2][i], family)}")
-        lines.append(f"{head} ({ci}; {'; '.join(ps)}; n = {_sizes(d)}){notes}")
+        lines.append(f"{head} ({ci}; {'; '.join(ps)}; n = {_sizes(test, d)}){notes}")
     tail = f" — one family, Holm over its {len(parts)} tests" if family else ""
     return "; ".join(lines) + tail

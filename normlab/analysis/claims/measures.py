@@ -10,6 +10,9 @@ Each measure fixes a defect of its version-1 counterpart (normlab.analysis.claim
   negative: a wider gap counted as narrower);
 - enrichment: the share of errors between named classes over the share chance would give them
   (v1 asked the share itself to pass 50 %, which even the most-confused pairs never approach).
+
+v3's line kinds (slope, flat) read each run's final test error at x = log2 of its batch size,
+both from its record (the batch size its params say it trained at, not the variant's name).
 """
 
 import math
@@ -18,11 +21,20 @@ from typing import Any
 
 import numpy as np
 
+from normlab.analysis.claims.kinds import LINE_KINDS
 from normlab.analysis.claims.registered import FILE
 from normlab.analysis.claims.verdicts import Outcome, usable_runs
 from normlab.errors import NormlabError
 
-ACCURACY_KINDS = ("higher", "higher-pooled", "not-worse", "similar", "costs", "reaches")
+ACCURACY_KINDS = (
+    "higher",
+    "higher-pooled",
+    "not-worse",
+    "similar",
+    "costs",
+    "reaches",
+    "higher-by",
+)
 
 
 def log_margin(test: Any) -> float:
@@ -79,11 +91,41 @@ def enrichment(run: Outcome, pairs: set[tuple[int, int]]) -> tuple[float, float]
     return float(observed), chance / errors
 
 
+def error(run: Outcome) -> float:
+    """Final test error in points: 100 − final test accuracy."""
+    return 100.0 - run.acc
+
+
+def log2_batch(run: Outcome) -> float:
+    """x of a line kind: log2 of the batch size the run's record says it trained at."""
+    return math.log2(run.params["recipe"]["batch_size"])
+
+
+def points(runs: Sequence[Outcome]) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of a line kind: log2 batch size and final test error, a point per run."""
+    return (
+        np.array([log2_batch(r) for r in runs], dtype=float),
+        np.array([error(r) for r in runs], dtype=float),
+    )
+
+
+def levels(test: Any, runs: Sequence[Outcome]) -> dict[str, float]:
+    """variant → its x (log2 batch size), from its first run with a record."""
+    found = {}
+    for v in test.names:
+        mine = [r for r in runs if r.variant == v]
+        if mine:
+            found[v] = log2_batch(mine[0])
+    return found
+
+
 def value(test: Any, run: Outcome) -> float:
     """The run's number for a test of any kind but higher-throughout (see `per_epoch`)."""
     kind = test.kind
     if kind in ACCURACY_KINDS:
         return run.acc
+    if kind in LINE_KINDS:
+        return error(run)
     if kind == "steadier":
         return math.log(wobble(run, test.series, test.window))
     if kind == "learns-faster":

@@ -9,6 +9,8 @@ does the arithmetic here; what this module adds is each design's se and df:
 - one variant against a fixed level:    se = sd/√n,           df = n − 1
 - the mean of k pair differences:       se = sd·√(2/(k·n)),   df = 2k(n − 1)
   (equal spreads: Welch–Satterthwaite's df is then exactly the pooled one)
+- a slope over k batch sizes x, n each:  se = sd/√(n·Σ(x − x̄)²), df = k·n − 2
+  (v3: x = log2 of each batch size; the regression's residual sd is the seeds' spread)
 
 TOST (equivalence within ±h) needs both one-sided tests to reject; its power by the Phillips
 approximation is P(lower rejects) + P(upper rejects) − 1, floored at 0. A family of k pairs is
@@ -17,7 +19,7 @@ has one degree of freedom and a single odd seed decides the verdict.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from statsmodels.stats.power import TTestPower
@@ -31,15 +33,29 @@ _T = TTestPower()
 class Design:
     """How a test's standard error and degrees of freedom follow from n seeds per variant."""
 
-    arms: int = 2  # 1: a variant against a level; 2: two variants
+    arms: int = 2  # 1: a variant against a level; 2: two variants; a slope: its batch sizes
     pairs: int = 1  # the pooled mean of this many pair differences (two arms each)
+    sxx: float | None = None  # a slope: Σ(x − x̄)² over its arms' x (one x per arm)
 
     def factor(self) -> float:
         """se · √n / sd."""
+        if self.sxx is not None:
+            return 1 / math.sqrt(self.sxx)
         return math.sqrt(2 / self.pairs) if self.arms == 2 else 1.0
 
     def df(self, n: int) -> float:
+        if self.sxx is not None:
+            return float(self.arms * n - 2)
         return float(2 * self.pairs * (n - 1) if self.arms == 2 else n - 1)
+
+
+def line(levels: Sequence[float]) -> Design:
+    """The design of a slope over one arm per x (`levels`: log2 of each batch size)."""
+    mean = sum(levels) / len(levels)
+    sxx = sum((x - mean) ** 2 for x in levels)
+    if sxx <= 0:
+        raise ValueError(f"a slope needs two x values or more, not {list(levels)}")
+    return Design(arms=len(levels), sxx=sxx)
 
 
 TWO = Design()

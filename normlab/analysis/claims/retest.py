@@ -1,4 +1,5 @@
-"""What the runs say of each v2 test (studies/claims-v2.yaml), on exactly its registered seeds.
+"""What the runs say of each registered test (studies/claims-v2.yaml, studies/claims-v3.yaml), on
+exactly its registered seeds.
 
 Records of other seeds are ignored: the pilot (seeds 0–2) sized the tests and is never judged
 again by them, and a seed added later for another test cannot move this one. Each pair (or
@@ -17,6 +18,12 @@ A family is Holm-adjusted. The words:
 higher-throughout is an intersection–union test: a pair's p for the claim is its largest over
 the window's epochs (each one-sided at alpha, no correction), and the epoch that sets it is the
 pair's effect; against it and for equivalence, the window's epochs are Bonferroni-corrected.
+
+v3's kinds, as claims-v3.yaml's header defines them: slope and flat test the OLS slope of final
+test error on log2(batch size) through every run of their variants (`stats.slope`), slope for
+< 0 (equivalence at ±margin), flat for |slope| < margin (TOST). higher-by tests A − B > margin;
+it is contradicted by the upper ONE-sided 95 % bound below the margin (v2's kinds by the
+two-sided 95 % CI), and when TOST at ±margin also succeeds it says "equivalent within ±margin".
 """
 
 import math
@@ -29,10 +36,12 @@ from scipy import stats as sp
 
 from normlab.analysis.claims import lines, sizing, stats
 from normlab.analysis.claims import verdicts as vd
-from normlab.analysis.claims.measures import log_margin, per_epoch, value, values
+from normlab.analysis.claims.kinds import LINE_KINDS
+from normlab.analysis.claims.measures import levels, log_margin, per_epoch, points, value, values
 
 WORDS = ("supported", "contradicted", "not decided", "waiting for runs", "not run")
-LOWER = ("steadier", "learns-faster", "narrower-gap-abs")  # the claim: A's number is lower
+# The claim: A's number is lower (slope: the error's slope is below 0, v3's `direction: down`).
+LOWER = ("steadier", "learns-faster", "narrower-gap-abs", "slope")
 INF = math.inf
 
 
@@ -60,8 +69,10 @@ class Judged:
 def band(test: Any) -> tuple[float, float]:
     """Where the claim puts the test's difference (A − B; B − A for costs; mean − level;
     ln enrichment)."""
-    if test.kind == "similar":
+    if test.kind in ("similar", "flat"):
         return (-test.margin, test.margin)
+    if test.kind == "higher-by":
+        return (test.margin, INF)
     if test.kind == "costs":
         return tuple(test.range)
     if test.kind == "not-worse":
@@ -72,7 +83,7 @@ def band(test: Any) -> tuple[float, float]:
 def margin(test: Any) -> float | None:
     """± the margin of the equivalence answer, on the difference's scale; None: the kind has
     none (its claim is itself an interval or a bound)."""
-    if test.kind in ("similar", "costs", "not-worse", "reaches"):
+    if test.kind in ("similar", "flat", "costs", "not-worse", "reaches"):
         return None
     return log_margin(test) if test.kind in ("steadier", "enriched") else test.margin
 
@@ -81,9 +92,21 @@ def _part(test: Any, label: str, diff: stats.Diff, groups: tuple) -> Part:
     low, high = band(test)
     m = margin(test)
     equal = stats.inside(diff, -m, m) if m is not None else math.nan
-    return Part(
-        label, diff, stats.inside(diff, low, high), stats.outside(diff, low, high), equal, groups
-    )
+    if test.kind == "higher-by":  # its header: the upper one-sided 95 % bound below the margin
+        against = stats.inside(diff, -INF, low)
+    else:
+        against = stats.outside(diff, low, high)
+    return Part(label, diff, stats.inside(diff, low, high), against, equal, groups)
+
+
+def _line(test: Any, groups: dict[str, vd.VariantRuns]) -> Part:
+    """slope, flat: one line through every usable run of the variants (x: log2 of the run's
+    batch size, y: its final test error), each seed a point."""
+    runs = [r for v in test.names for r in vd.usable_runs(groups[v].runs)]
+    sizes = tuple(len(groups[v].usable) for v in test.names)
+    diff = stats.slope(*points(runs), sizes)
+    label = "slope over " + ", ".join(test.names)
+    return _part(test, label, diff, tuple(groups[v] for v in test.names))
 
 
 def pooled(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> stats.Diff:
@@ -133,6 +156,8 @@ def parts(test: Any, runs: Sequence[vd.Outcome]) -> list[Part]:
     """The test's pairs (or variants), each with its difference and p-values."""
     by_variant = {v: [r for r in runs if r.variant == v] for v in test.names}
     groups = _groups(test, by_variant)
+    if test.kind in LINE_KINDS:
+        return [_line(test, groups)]
     if test.kind == "higher-pooled":
         arms = [(groups[a].usable, groups[b].usable) for a, b in test.units]
         label = "mean of " + ", ".join(f"({a} − {b})" for a, b in test.units)
@@ -190,20 +215,24 @@ def on_seeds(
     found = parts(test, runs)
     word = decide(test, found, alpha)
     if word == WORDS[2] and all(p.diff.testable for p in found):
-        need = sizing.size(test, values(test, runs), alpha, target, effects)
+        x = levels(test, runs)
+        need = sizing.size(test, values(test, runs), alpha, target, effects, levels=x)
         word = f"{WORDS[2]} (needs n = {need.text()} per variant)"
     return Judged(test, word, lines.detail(test, found), tuple(found), seeds)
 
 
 def decide(test: Any, found: Sequence[Part], alpha: float) -> str:
-    """Holm within the family, then the first word that holds (module docstring)."""
+    """Holm within the family, then the first word that holds (module docstring); higher-by
+    names a contradiction that TOST also finds by its equivalence, as its header says."""
     if any(not p.diff.testable for p in found):
         return WORDS[2]
     if all(p < alpha for p in stats.holm([p.p_for for p in found])):
         return WORDS[0]
-    if any(p < alpha for p in stats.holm([p.p_against for p in found])):
-        return WORDS[1]
+    against = any(p < alpha for p in stats.holm([p.p_against for p in found]))
     m = margin(test)
-    if m is not None and any(p < alpha for p in stats.holm([p.p_equal for p in found])):
+    equal = m is not None and any(p < alpha for p in stats.holm([p.p_equal for p in found]))
+    if against and not (equal and test.kind == "higher-by"):
+        return WORDS[1]
+    if equal:
         return f"{WORDS[1]}: equivalent within {lines.margin_text(test)}"
     return WORDS[2]

@@ -13,6 +13,10 @@ would decide a test its seeds left undecided). The rules are the file header's:
 
 `reaches` has no margin: its n is the issue's (3 fresh seeds), so the pilot sizes nothing; for a
 test left undecided it is sized at the distance from the level that its runs show.
+
+v3 (studies/claims-v3.yaml), at the margin: `slope` as a direction (power.for_direction, the
+slope's design), `flat` by TOST, `higher-by` one-sided against the margin (its power to support
+at a true difference of two margins is its power to contradict at a true 0).
 """
 
 import math
@@ -23,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from normlab.analysis.claims import power
+from normlab.analysis.claims.kinds import LINE_KINDS
 from normlab.analysis.claims.measures import log_margin, values
 
 # A study with no pilot borrows the spread of its closest pilot, doubled (the file's header):
@@ -67,19 +72,28 @@ def _margin(test: Any) -> float:
     return getattr(test, "margin", math.nan)
 
 
-def _unit_n(test: Any, sd: float, effect: float | None, alpha: float, target: float) -> int | None:
-    """n for one pair (or variant) of the test at spread `sd`."""
-    design = power.ONE if test.kind in ("reaches", "enriched") else power.TWO
+def design(test: Any, levels: Mapping[str, float] | None = None) -> power.Design:
+    """How the test's se and df follow from n; a line kind's from its variants' x (`levels`:
+    variant → log2 batch size)."""
+    if test.kind in LINE_KINDS:
+        return power.line([(levels or {})[v] for v in test.names])
     if test.kind == "higher-pooled":
-        design = power.Design(pairs=len(test.units))
+        return power.Design(pairs=len(test.units))
+    return power.ONE if test.kind in ("reaches", "enriched") else power.TWO
+
+
+def _unit_n(
+    test: Any, sd: float, effect: float | None, alpha: float, target: float, made: power.Design
+) -> int | None:
+    """n for one pair (or variant, or line) of the test at spread `sd`, design `made`."""
     margin = _margin(test)
     if effect is not None:
-        return power.seeds(lambda n: power.one_sided(effect, sd, n, alpha, design), target)
-    if test.kind in ("similar", "costs"):
-        return power.seeds(lambda n: power.tost(margin, sd, n, alpha, design), target)
-    if test.kind == "not-worse":
-        return power.seeds(lambda n: power.one_sided(margin, sd, n, alpha, design), target)
-    return power.for_direction(margin, sd, alpha, target, design)
+        return power.seeds(lambda n: power.one_sided(effect, sd, n, alpha, made), target)
+    if test.kind in ("similar", "costs", "flat"):
+        return power.seeds(lambda n: power.tost(margin, sd, n, alpha, made), target)
+    if test.kind in ("not-worse", "higher-by"):
+        return power.seeds(lambda n: power.one_sided(margin, sd, n, alpha, made), target)
+    return power.for_direction(margin, sd, alpha, target, made)
 
 
 def _effect(test: Any, unit: tuple[str, ...], values: Mapping[str, np.ndarray], effects) -> Any:
@@ -99,21 +113,24 @@ def size(
     target: float,
     effects: Mapping[tuple[str, str, str], float] | None = None,
     widen: float = 1.0,
+    levels: Mapping[str, float] | None = None,
 ) -> Size:
     """n per variant for `test` at the spread of `values` (variant → one value per run, or
-    runs × epochs for higher-throughout), each sd multiplied by `widen`."""
+    runs × epochs for higher-throughout), each sd multiplied by `widen`; a line kind's x from
+    `levels` (variant → log2 batch size)."""
     effects = effects or {}
     units = test.units
+    made = design(test, levels)
     if test.kind == "higher-pooled":
         sd = widen * _pooled_sd([values[v] for v in test.names])
-        n = _unit_n(test, sd, None, alpha, target)
+        n = _unit_n(test, sd, None, alpha, target, made)
         return Size(n, sd, _margin(test), f"pooled over {len(units)} pairs, at the margin")
     family = alpha / len(units)
     found: list[Size] = []
     for unit in units:
         sd = widen * _pooled_sd([values[v] for v in unit])
         effect = _effect(test, unit, values, effects)
-        n = _unit_n(test, sd, effect, family, target)
+        n = _unit_n(test, sd, effect, family, target, made)
         what = "the margin" if effect is None else f"{effect:.3g}"
         found.append(Size(n, sd, _margin(test) if effect is None else effect, f"at {what}"))
     worst = max(found, key=lambda s: math.inf if s.n is None else s.n)

@@ -120,6 +120,28 @@ def one_sample(x: Sequence[float], level: float) -> Diff:
     return Diff(estimate, low, high, float(result.pvalue), se, df, n, min_detectable(sd, len(x)))
 
 
+def slope(x: Sequence[float], y: Sequence[float], n: tuple[int, ...]) -> Diff:
+    """The OLS slope of y on x (scipy's linregress: its stderr, df = points − 2), its 95 % CI
+    and two-sided p, so that a slope goes through the same TOST and one-sided tests as a
+    difference; `n` is the runs behind each x. Untestable (NaN p) with fewer than 3 points,
+    one x only, or points exactly on a line."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    nan = math.nan
+    if len(set(x.tolist())) < 2:
+        return Diff(nan, nan, nan, nan, nan, nan, n, nan)
+    with warnings.catch_warnings():  # two points, or a perfect fit: scipy's note, not ours
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fit = stats.linregress(x, y)
+    df = len(x) - 2
+    if df < 1 or fit.stderr == 0:
+        se = 0.0 if df >= 1 else nan
+        return Diff(float(fit.slope), nan, nan, nan, se, float(df), n, nan)
+    half = float(stats.t.ppf(1 - ALPHA / 2, df) * fit.stderr)
+    mdd = float((stats.t.ppf(1 - ALPHA / 2, df) + stats.t.ppf(POWER, df)) * fit.stderr)
+    estimate, se = float(fit.slope), float(fit.stderr)
+    return Diff(estimate, estimate - half, estimate + half, float(fit.pvalue), se, df, n, mdd)
+
+
 def inside(diff: Diff, low: float, high: float) -> float:
     """TOST: p of 'the true estimate lies within (low, high)' — the larger of two one-sided
     t-tests at the Welch (or one-sample) se and df. Below ALPHA ⇔ the 90 % CI is inside."""

@@ -1,5 +1,5 @@
-"""`make plan`'s last lines: each test of studies/claims-v2.yaml on the plan's studies, with
-its registered n and how many of its runs have records.
+"""`make plan`'s last lines: each registered test (studies/claims-v2.yaml, then -v3.yaml) on the
+plan's studies, with its registered n and how many of its runs have records.
 
     python -m normlab.analysis.claims.tally [--file F] [--study S] ...   (the plan's options)
 
@@ -9,6 +9,7 @@ import order (docs/code.md) and the claims are judged above it; `make plan` runs
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from normlab.analysis.claims import registered
@@ -18,12 +19,11 @@ from normlab.analysis.study.plan import RESULTS, Plan
 from normlab.errors import run_stage
 
 
-def plan_lines(plan: Plan, done: set[str], path: Path = registered.FILE) -> list[str]:
+def plan_lines(plan: Plan, done: set[str], paths: Sequence[Path] = registered.FILES) -> list[str]:
     """A line per registered test on a study of this plan: its n and its runs done / needed."""
-    if not path.exists():
-        return []
+    tests = [t for path in paths if path.exists() for t in registered.load(path).claims]
     found = []
-    for t in registered.load(path).claims:
+    for t in tests:
         if t.study not in plan.studies:
             continue
         head = f"claim {t.id} ({t.study}, {t.kind}): n = {t.n} per variant registered"

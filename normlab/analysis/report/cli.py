@@ -134,8 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The claims files of studies/: no study files (v2: normlab.analysis.claims.registered).
-CLAIMS_FILES = (schema.FILE, registered.FILE)
+# The claims files of studies/: no study files (v2, v3: normlab.analysis.claims.registered).
+CLAIMS_FILES = (schema.FILE, registered.FILE, registered.FILE_V3)
 
 
 def study_files() -> list[Path]:
@@ -248,9 +248,9 @@ def report(argv: list[str], others: Sequence[tuple[Path, str]] = ()) -> tuple[Pa
     reported = tuple(r for r in claimed.reported if everything or r.study in own)
     scope = "" if everything else _scope(args, out)
     cost = all_records(done, out) if others else ""
-    v2 = registration.prepare(done, base, claimed.reported) if everything else None
+    tests = registration.prepare(done, base, claimed.reported) if everything else None
     see = bc.links([r for r, _ in others], _defining_files()) if everything else {}
-    extra = {"scope": scope, "cost": cost, "registered": v2, "curve": curve, "see": see}
+    extra = {"scope": scope, "cost": cost, "registered": tests, "curve": curve, "see": see}
     inputs = Inputs(views, tuple(with_studies), reported, command, **extra)
     return build(inputs, out, others), reported_runs, len(plan.runs)
 

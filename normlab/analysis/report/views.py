@@ -32,6 +32,9 @@ class StudyView:
     variant_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)  # fewer seeds
     keys: frozenset[str] = frozenset()  # identity keys of its planned runs (shared runs: once)
     not_run: str = ""  # why the study is left out (studies.Study.not_run), "" if it is not
+    # variant → the resolved params of its first planned run: what it trains at (norm, batch
+    # size) before any record says so (v3's power: normlab.analysis.claims.budget)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def of(self, variant: str) -> list[vd.Outcome]:
         return [r for r in self.runs if r.variant == variant]
@@ -50,7 +53,7 @@ class Inputs:
     notes: tuple[str, ...] = field(default_factory=tuple)
     scope: str = ""  # what this report is when it is not the project's answer (a profile …)
     cost: str = ""  # results/README.md only: every run under results/ together (report.all_records)
-    registered: Any = None  # results/README.md only: claims v2 (confirmation.Registered)
+    registered: Any = None  # results/README.md only: claims v2, v3 (registration.Registered)
     curve: Any = None  # the batch-size curve (joined.Curve), in the report that plans its HOME
     see: dict[str, str] = field(default_factory=dict)  # study → a line its section adds
 
@@ -82,6 +85,9 @@ def study_view(
         v: " ".join(f"{k}={val}" for k, val in o.items()) for v, o in spec.variants.items()
     }
     dataset = planned[0].params["dataset"] if planned else "?"
+    params: dict[str, dict[str, Any]] = {}
+    for run in planned:
+        params.setdefault(run.variant, run.params)
     return StudyView(
         name,
         spec.description,
@@ -94,4 +100,5 @@ def study_view(
         {v: tuple(s) for v, s in spec.variant_seeds.items()},
         frozenset(run.key for run in planned),
         spec.not_run,
+        params,
     )

@@ -114,3 +114,36 @@ def test_a_direction_is_sized_for_both_answers():
     found = power.seeds(lambda n: power.one_sided(0.1, sd, n, alpha), 0.8)
     equal = power.seeds(lambda n: power.tost(0.1, sd, n, alpha), 0.8)
     assert power.for_direction(0.1, sd, alpha, 0.8) == max(found, equal) and equal > found
+
+
+@pytest.mark.parametrize("n", [3, 5, 9])
+def test_slope_power_is_the_noncentral_t_of_se_sd_over_root_n_sxx(n):
+    """v3's line: se = sd / √(n·Σ(x − x̄)²), df = k·n − 2 (x = log2 batch 2, 4, 8 → Σ = 2),
+    against scipy's noncentral t written out here."""
+    levels, slope, sd, alpha = [1.0, 2.0, 3.0], 0.1, 0.05, 0.05
+    design = power.line(levels)
+    df = 3 * n - 2
+    nc = slope / (sd / math.sqrt(n * 2.0))
+    theirs = stats.nct.sf(stats.t.ppf(1 - alpha, df), df, nc)
+    assert power.one_sided(slope, sd, n, alpha, design) == pytest.approx(theirs, rel=1e-9)
+
+
+def test_slope_power_matches_a_simulation_of_the_test_the_verdict_runs():
+    """The slope test (linregress, one-sided at alpha) on simulated seeds finds a true slope
+    of −0.1 a doubling as often as power.one_sided says."""
+    rng = np.random.default_rng(0)
+    n, sd, alpha = 3, 0.08, 0.05
+    x = np.repeat([1.0, 2.0, 3.0], n)
+    hits = 0
+    trials = 4000
+    for _ in range(trials):
+        y = 0.5 - 0.1 * x + rng.normal(0, sd, len(x))
+        fit = stats.linregress(x, y)
+        hits += stats.t.cdf(fit.slope / fit.stderr, len(x) - 2) < alpha
+    expected = power.one_sided(0.1, sd, n, alpha, power.line([1.0, 2.0, 3.0]))
+    assert hits / trials == pytest.approx(expected, abs=0.025)
+
+
+def test_a_slope_needs_two_batch_sizes():
+    with pytest.raises(ValueError, match="two x values"):
+        power.line([3.0, 3.0])

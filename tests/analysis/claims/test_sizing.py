@@ -38,7 +38,7 @@ def _case(test):
 
 @pytest.mark.parametrize("test", [_case(t) for t in TESTS], ids=[t.id for t in TESTS])
 def test_the_registered_n_is_what_the_pilot_gives(pilot, test):
-    f = pilot.file
+    f = pilot.files[0]
     size = sizing.pilot(test, pilot.views, f.pilot_seeds, f.alpha, f.power, pilot.effects)
     assert size is not None and size.n == test.n, size
 
@@ -54,7 +54,7 @@ def test_reported_differences_are_the_write_ups_numbers():
 def test_a_family_is_sized_at_alpha_over_k_for_its_worst_pair(pilot):
     """000a: two pairs at alpha/2; its n is the larger pair's, and one pair alone needs fewer."""
     test = next(t for t in TESTS if t.id == "000a")
-    f = pilot.file
+    f = pilot.files[0]
     both = sizing.pilot(test, pilot.views, f.pilot_seeds, f.alpha, f.power, pilot.effects)
     one = test.model_copy(update={"pairs": [test.pairs[1]]})
     alone = sizing.pilot(one, pilot.views, f.pilot_seeds, f.alpha, f.power, pilot.effects)

@@ -1,12 +1,19 @@
-"""v2 in the report and in `plan`: every verdict line says what it is a verdict on, a line per
-claim of what we can now say, the forest plot (effects in margins, the claim's direction
-positive, byte-identical rebuilds), and overlap computed from the records' times."""
+"""v2 and v3 in the report and in `plan`: every verdict line says what it is a verdict on, a line
+per claim of what we can now say, the forest plot (effects in margins, the claim's direction
+positive, byte-identical rebuilds), v3's power at its budget's n, and overlap computed from the
+records' times."""
 
 import dataclasses
+import json
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats as sp
+from statsmodels.stats.power import TTestIndPower
 
-from helpers import accs, fake_record, spread, v2, view
+from helpers import accs, fake_record, make, spread, v2, v3, view
 from normlab.analysis.claims import registered as rg
 from normlab.analysis.claims import retest, schema, stats, tally
 from normlab.analysis.claims import verdicts as vd
@@ -32,7 +39,7 @@ def fake_registered(runs) -> registration.Registered:
         {"id": "t2", "kind": "similar", "variants": ["A", "B"], "margin": 0.1}
         | {"seeds": [], "n": 30, "run": False, "why_not_run": "over budget"},
     )
-    return registration.Registered(tests, {"fake": view(runs)}, {})
+    return registration.Registered((tests,), {"fake": view(runs)}, {})
 
 
 RUNS = (
@@ -148,14 +155,18 @@ def test_plan_lists_each_claim_test_with_its_n_and_runs_done():
 
 
 def test_the_committed_registration_is_judged_and_compared_with_its_pilot():
-    """Every v2 test gets one of the words; the pilot is shown for every study that has one."""
+    """Every v2 and v3 test gets one of the words; the pilot is shown for every v2 study that
+    has one; every v3 test has the power of its budget's n, from the batch study's records."""
     done = report_cli._done(st.RESULTS)
     reg = registration.prepare(done, report_cli.overrides.base_params(), schema.load().reported)
-    for row in registration.judge_all(reg):
+    rows = registration.judge_all(reg)
+    assert {row.version for row in rows} == {2, 3}
+    for row in rows:
         word = row.verdict.word
         assert word.startswith(retest.WORDS), (row.test.id, word)
         assert (word == retest.WORDS[4]) == (not row.test.run)
-        assert (row.pilot is None) == (row.test.study == "s002-cohort")
+        assert (row.pilot is None) == (row.test.study == "s002-cohort" or row.version == 3)
+        assert (row.spent is not None) == (row.version == 3), row.test.id
 
 
 def test_a_records_times_reach_the_report_and_old_records_have_none():
@@ -164,3 +175,138 @@ def test_a_records_times_reach_the_report_and_old_records_have_none():
     times = {"started": "2026-01-01T00:00:00+00:00", "ended": "2026-01-01T01:00:00+00:00"}
     run = vd.run_of(raw | times)
     assert (run.started, run.ended) == (times["started"], times["ended"])
+
+
+# --- version 3 ------------------------------------------------------------------------------------
+
+REG3 = {"version": 3, "alpha": 0.05, "power": 0.8}
+V3_BASE = {"source": "a paper", "text": "BN's error grows as the batch shrinks", "file": "seeds"}
+V3_TESTS = [
+    {"id": "s1", "kind": "slope", "direction": "down", "variants": ["P", "Q", "R"]},
+    {"id": "f1", "kind": "flat", "variants": ["P", "Q", "R"], "text": "no change"},
+    {"id": "h1", "kind": "higher-by", "variants": ["R", "P"], "text": "R beats P"},
+]
+
+
+def with_v3(runs) -> registration.Registered:
+    """fake_registered's v2 tests, and three v3 tests on the same fake study (variants P, Q, R:
+    v2's A and B are at one batch size)."""
+    tests = [
+        V3_BASE | {"study": "fake", "margin": 0.1, "seeds": [0, 1, 2], "n": 3} | t for t in V3_TESTS
+    ]
+    v3 = rg.RegistrationV3.model_validate(REG3 | {"claims": tests})
+    return dataclasses.replace(fake_registered(runs), files=(fake_registered(runs).files[0], v3))
+
+
+def line_runs(errors: dict[str, tuple[int, float]]) -> list:
+    return [
+        r
+        for name, (batch, err) in errors.items()
+        for r in make(
+            name,
+            [100 - err - 0.02, 100 - err, 100 - err + 0.02],
+            lambda a: {"acc": a},
+            batch_size=batch,
+        )
+    ]
+
+
+def test_v3_lines_say_their_metric_seeds_n_margin_and_claim_and_wait_for_records():
+    registered = with_v3(RUNS)
+    rows = registration.judge_all(registered)
+    assert [r.version for r in rows] == [2, 2, 3, 3, 3]
+    text = registration.section([], rows, registered)
+    assert text.startswith("## Claims, versions 1, 2 and 3")
+    assert "Version 3 (`studies/claims-v3.yaml`" in text and "record of study `fake`" in text
+    s1, f1, h1 = (line for line in text.splitlines() if line.startswith("  - v3"))
+    for part in (
+        "  - v3 **s1** (slope; OLS slope of final test error (100 − accuracy) on log2(batch size)",
+        "study `fake` (a fake study); seeds 0–2; n = 3 per variant (the budget's",
+        "margin ±0.1 point per doubling of the batch; claim: slope < 0)",
+        "**waiting for runs (0 of 9 records)**",
+    ):
+        assert part in s1, part
+    assert "— *no change*" in f1 and "claim: |slope| < 0.1" in f1  # its own text, not s1's
+    assert "claim: R − P > 0.1" in h1 and "(0 of 6 records)" in h1
+    said = registration.summary([], rows, Path(tempfile.mkdtemp()))
+    assert "v3: its registered seeds" in said
+    assert "s1: nothing new yet, waiting for runs (0 of 9 records)" in said
+
+
+def test_v3_tests_get_their_words_and_forest_rows_once_their_records_land(tmp_path):
+    lines_ = line_runs({"P": (2, 0.9), "Q": (4, 0.7), "R": (8, 0.5)})
+    rows = registration.judge_all(with_v3(RUNS + lines_))
+    words = {r.test.id: r.verdict.word for r in rows if r.version == 3}
+    assert words["s1"] == "supported"
+    assert words["f1"] == "contradicted"  # −0.2 a doubling: beyond the ±0.1 it claims
+    assert words["h1"] == "supported"  # R (batch 8) − P (batch 2) = +0.4 > 0.1
+    drawn = forest.rows([(r.verdict, r.pilot) for r in rows])
+    by_label = {label: (test, mine) for label, test, mine, _ in drawn}
+    test, mine = by_label["s1: slope over P, Q, R"]
+    effect, low, high = forest.interval(test, mine, 0.90)
+    assert effect == pytest.approx(2.0) and low < effect < high  # −0.2 a doubling = 2 margins
+    test, mine = by_label["h1: R − P"]
+    assert forest.interval(test, mine, 0.90)[0] == pytest.approx(4.0)
+    registration.summary([], rows, tmp_path)
+    assert (tmp_path / registration.FOREST).exists()
+
+
+@pytest.mark.parametrize(
+    "fields, difference, drawn",
+    [
+        ({"kind": "slope", "direction": "down", "variants": ["A", "B", "C"]}, -0.3, 3.0),
+        ({"kind": "flat", "variants": ["A", "B", "C"]}, -0.05, -0.5),  # the band ±1 itself
+        ({"kind": "higher-by", "variants": ["A", "B"]}, 0.15, 1.5),  # the claim: right of +1
+    ],
+)
+def test_the_forest_draws_v3_effects_in_margins_the_claims_way_positive(fields, difference, drawn):
+    test = v3(**fields)
+    diff = stats.Diff(difference, 0.0, 0.0, 0.01, 0.05, 7.0, (3, 3, 3), 0.0)
+    effect, low, high = forest.interval(test, diff, 0.90)
+    assert effect == pytest.approx(drawn) and low < effect < high
+
+
+def test_plan_lists_the_v3_tests_with_their_n_and_runs_done():
+    spec = st.load_file(rg.STUDY_FILES["small-batch"])
+    plan = st.plan(spec, report_cli.overrides.base_params(), ["small-batch"])
+    done = {r.key for r in plan.runs if r.variant == "bn-bs2" and r.seed == 0}
+    lines = tally.plan_lines(plan, done)
+    assert lines == [
+        "claim small-a-bn (small-batch, slope): n = 3 per variant registered, seeds 0–2: "
+        "1/9 runs done",
+        "claim small-a-gn (small-batch, flat): n = 3 per variant registered, seeds 0–2: "
+        "0/9 runs done",
+        "claim small-b (small-batch, higher-by): n = 3 per variant registered, seeds 0–2: "
+        "1/6 runs done",
+    ]
+
+
+def test_the_v3_power_is_at_the_batch_studys_spread_of_each_norm_at_batch_16():
+    """The committed records of batch/{bn,gn}-bs16 read here directly: small-a-bn's power at
+    n = 3 is the noncentral t of a slope over batch 2, 4, 8 at bn's sd; small-b's the
+    two-sample one at gn's and bn's pooled sd (statsmodels' TTestIndPower)."""
+    done = report_cli._done(st.RESULTS)
+    reg = registration.prepare(done, report_cli.overrides.base_params(), schema.load().reported)
+    rows = {r.test.id: r for r in registration.judge_all(reg) if r.version == 3}
+
+    def sd(variant: str) -> float:
+        paths = sorted((st.RESULTS / "runs" / "batch" / variant).glob("s[0-2].json"))
+        return float(np.std([json.loads(p.read_text())["final"]["acc"] for p in paths], ddof=1))
+
+    bn, gn = sd("bn-bs16"), sd("gn-bs16")
+    slope = rows["small-a-bn"].spent
+    assert slope.size.sd == pytest.approx(bn)
+    df, se = 3 * 3 - 2, bn / np.sqrt(3 * 2.0)  # x = 1, 2, 3: Σ(x − x̄)² = 2
+    found = sp.nct.sf(sp.t.ppf(0.95, df), df, 0.1 / se)
+    assert slope.power[0][1] == pytest.approx(found)
+    pooled = np.sqrt((gn**2 + bn**2) / 2)
+    higher = rows["small-b"].spent
+    theirs = TTestIndPower().power(
+        effect_size=0.1 / pooled, nobs1=3, alpha=0.05, alternative="larger"
+    )
+    assert higher.size.sd == pytest.approx(pooled)
+    assert higher.power[0][1] == pytest.approx(theirs, rel=1e-9)
+    assert (
+        "n = 3 per variant (the budget's, not a power choice; at the seed spread of its norm"
+        in (registration.test_head(rows["small-b"], None))
+    )

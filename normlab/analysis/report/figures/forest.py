@@ -1,12 +1,14 @@
-"""The forest plot of the Summary: every v2 test's effect with its CI against its margin, the
-pilot (seeds 0–2, the v2 test computed on them for comparison) beside the confirmation.
+"""The forest plot of the Summary: every registered test's effect with its CI against its
+margin, the pilot (v2: seeds 0–2, the test computed on them for comparison) beside the
+confirmation. A test with no record yet has its row and verdict, and nothing drawn.
 
-Effects are in margins, so that tests of accuracy, wobble, early error and enrichment share
-one axis, and turned so that positive is the claim's direction: a directional claim is
-supported right of 0, equivalent inside ±1; `similar` and `costs` (centred on its range) claim
-the band ±1 itself; `not-worse` claims right of −1. `reaches` has no margin: it is drawn in
-units of MNIST's accuracy margin (0.1 point), from its level. The thick bar is the 90 % CI
-(one-sided tests and TOST at 5 % decide on it), the thin one the 95 % CI (a contradiction).
+Effects are in margins, so that tests of accuracy, wobble, early error, enrichment and slopes
+share one axis, and turned so that positive is the claim's direction: a directional claim
+(v3's `slope` too: error falling with the batch) is supported right of 0, equivalent inside
+±1; `similar`, `flat` and `costs` (centred on its range) claim the band ±1 itself; `not-worse`
+claims right of −1, `higher-by` right of +1. `reaches` has no margin: it is drawn in units of
+MNIST's accuracy margin (0.1 point), from its level. The thick bar is the 90 % CI (one-sided
+tests and TOST at 5 % decide on it), the thin one the 95 % CI (a contradiction).
 """
 
 import math
@@ -18,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter
 from scipy import stats as sp
 
+from normlab.analysis.claims.kinds import LINE_KINDS
 from normlab.analysis.claims.measures import log_margin
 from normlab.analysis.claims.retest import LOWER, Judged
 from normlab.analysis.report.figures import canvas
@@ -66,6 +69,8 @@ def labels(test: Any) -> list[str]:
     """A y label per drawn effect: the pair as its difference is taken, or the variant."""
     if test.kind == "higher-pooled":
         return ["mean of its pairs"]
+    if test.kind in LINE_KINDS:
+        return ["slope over " + ", ".join(test.names)]
     order = (lambda u: u[::-1]) if test.kind == "costs" else (lambda u: u)
     return [" − ".join(order(unit)) for unit in test.units]
 
@@ -83,7 +88,7 @@ def rows(tests: Sequence[tuple[Judged, Judged | None]]) -> list[tuple[str, Any, 
 
 
 def _words(ax, drawn: list, tests: Sequence[tuple[Judged, Judged | None]]) -> None:
-    """Each test's v2 verdict, right of its first row."""
+    """Each test's verdict, right of its first row."""
     words = {v.test.id: v.word for v, _ in tests}
     for y, (_, test, _, _) in enumerate(drawn):
         if y == 0 or drawn[y - 1][1] is not test:
@@ -117,8 +122,8 @@ def forest(tests: Sequence[tuple[Judged, Judged | None]], path: Path) -> Figure:
         _words(ax, drawn, tests)
         _axes(ax, drawn)
         ax.set_title(
-            "v2 tests: confirmation (blue, registered seeds) above, pilot (grey, seeds 0–2) "
-            "below; 90 % CI thick, 95 % thin",
+            "registered tests: confirmation (blue, registered seeds) above, v2's pilot (grey, "
+            "seeds 0–2) below; 90 % CI thick, 95 % thin",
             fontsize=9,
         )
         canvas.save(fig, path)
