@@ -70,6 +70,38 @@ class RandomRotation(nn.Module):
         return rotate(x, (draw * 2 - 1) * self.radians)
 
 
+class RandomCrop(nn.Module):
+    """Shift each image by its own offset of up to ±`padding` pixels: zero-pad, then crop back to
+    the image's size. On h×w images this is kornia's RandomCrop((h, w), padding=padding), draw
+    for draw and pixel for pixel (tests/data/test_augment.py checks it): the recipes trained
+    with that, and their numbers stay.
+
+    Why not kornia's: it builds boxes, a transform matrix and its checks op by op for every
+    batch, a fixed host cost that ruled a small batch's augmentation (docs/performance.md);
+    here the same two draws, one pad and one gather.
+
+    The draws are kornia's: float32 uniforms from torch's global generator on the CPU (where
+    kornia's samplers stay unless the module is moved), first the columns' offsets, then the
+    rows', each ⌊u · (2·padding + 1)⌋.
+    """
+
+    def __init__(self, padding: int):
+        super().__init__()
+        self.padding = padding
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        p, span = self.padding, 2 * self.padding + 1
+        left = (torch.rand(n, dtype=torch.float32) * span).floor().long().to(x.device)
+        top = (torch.rand(n, dtype=torch.float32) * span).floor().long().to(x.device)
+        # every h×w window of the padded images, as a view: N×C×span×span×h×w
+        windows = F.pad(x, (p, p, p, p)).unfold(2, h, 1).unfold(3, w, 1)
+        return windows[torch.arange(n, device=x.device), :, top, left]
+
+
 class Jitter(nn.Module):
     """Brightness and contrast jitter of strength s, as torchvision's ColorJitter(s, s) (seed 003).
 
@@ -142,9 +174,9 @@ def make_augment(
     randaugment: float = 0.0,
 ) -> nn.Module | None:
     """The recipe's batch augmentation, or None: colour first (jitter, RandAugment), then crop,
-    flip, rotation and cutout. Crop, flip, cutout and RandAugment are kornia's ops; rotation
-    and jitter are normlab's own (see RandomRotation)."""
-    if crop or flip or cutout:  # importing kornia costs ~0.5-1 s of start-up: only when used
+    flip, rotation and cutout. Flip, cutout and RandAugment are kornia's ops; crop, rotation
+    and jitter are normlab's own (see RandomCrop, RandomRotation)."""
+    if flip or cutout:  # importing kornia costs ~0.5-1 s of start-up: only when used
         import kornia.augmentation as K
 
     ops: list[nn.Module] = []
@@ -153,7 +185,7 @@ def make_augment(
     if randaugment:
         ops.append(SomeRandAugment(randaugment))
     if crop:
-        ops.append(K.RandomCrop((size, size), padding=crop))
+        ops.append(RandomCrop(crop))
     if flip:
         ops.append(K.RandomHorizontalFlip())
     if rotate:
