@@ -4,6 +4,7 @@ A per-sample DataLoader is the bottleneck for a 9k-parameter net, so images stay
 as uint8 and a batch is an index slice of one tensor, augmented as one tensor.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,14 +41,28 @@ class Batcher:
         return x
 
 
+@functools.lru_cache(maxsize=16)
+def pixel_centres(
+    h: int, w: int, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The columns' and rows' centres in [-1, 1] (align_corners=False), shapes W and H×1.
+
+    Cached: they depend on the image size only, and building them took ten small ops per batch,
+    a sizeable part of a small batch's augmentation. Never written to (rotate only reads them).
+    """
+    with torch.inference_mode(False):  # a normal tensor, whichever mode the first call ran in
+        cols = (torch.arange(w, device=device, dtype=dtype) * 2 + 1) / w - 1
+        rows = ((torch.arange(h, device=device, dtype=dtype) * 2 + 1) / h - 1)[:, None]
+    return cols, rows
+
+
 def rotate(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     """Rotate each image of `x` by its angle (radians, shape N×1×1) about the centre, bilinear,
     zero fill: the grid affine_grid would build (pixel centres in [-1, 1],
     align_corners=False), rotated by broadcasting, cheaper on a CPU than its batched matmul."""
     _, _, h, w = x.shape
     cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
-    cols = (torch.arange(w, device=x.device, dtype=x.dtype) * 2 + 1) / w - 1
-    rows = ((torch.arange(h, device=x.device, dtype=x.dtype) * 2 + 1) / h - 1)[:, None]
+    cols, rows = pixel_centres(h, w, x.device, x.dtype)
     grid = torch.stack([cos * cols - sin * rows, sin * cols + cos * rows], -1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from normlab.data.augment import Batcher, RandomCrop, RandomRotation
+from normlab.data.augment import Batcher, RandomCrop, RandomRotation, rotate
 from normlab.data.readers import Split
 from normlab.train.evaluation import evaluate
 
@@ -38,6 +38,19 @@ def test_each_image_turns_by_its_own_angle_within_the_range():
     assert turned.abs().max() <= 30 + 1.5  # bilinear sampling blurs the centroid a little
     assert turned.std() > 10  # per image, not one angle for the batch (uniform ±30°: std ≈ 17°)
     assert math.isclose(turned.mean().item(), 0.0, abs_tol=4.0)
+
+
+def test_rotation_grid_is_the_one_built_per_batch():
+    """rotate's pixel centres are cached: the grid must be the one built anew, bit for bit."""
+    x, angle = torch.rand(3, 1, 28, 28), torch.tensor([0.1, -0.05, 0.12])[:, None, None]
+    cos, sin = angle.cos(), angle.sin()
+    cols = (torch.arange(28, dtype=torch.float32) * 2 + 1) / 28 - 1
+    rows = ((torch.arange(28, dtype=torch.float32) * 2 + 1) / 28 - 1)[:, None]
+    grid = torch.stack([cos * cols - sin * rows, sin * cols + cos * rows], -1)
+    want = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    with torch.inference_mode():  # the cache's first use may be anywhere
+        assert torch.equal(rotate(x, angle), want)
+    assert torch.equal(rotate(x, angle), want)
 
 
 @pytest.mark.parametrize(
