@@ -121,13 +121,15 @@ def main() -> None:
                 order = list(trees.items())
                 for name, tree in order if rnd % 2 == 0 else order[::-1]:
                     got = measure(args, tree, norm, batch, Path(tmp))
-                    ms.setdefault((name, norm, batch), []).extend(got["ms"])
+                    ms.setdefault((name, norm, batch), []).append(got["ms"])
             print(f"round {rnd + 1}/{args.rounds} done, load average {os.getloadavg()[0]:.1f}")
     report(trees, configs, ms, got, args)
 
 
 def report(trees: dict, configs: list, ms: dict, last: dict, args: argparse.Namespace) -> None:
-    """The medians (and quartiles) per checkout and config, and their ratio."""
+    """The medians (and quartiles) per checkout and config; with two checkouts, the median of
+    the rounds' ratios: each round's two measurements ran minutes apart, so the ratio of a pair
+    drifts less than either."""
     print(
         f"\nms per training step, median [quartiles] of {args.rounds} × {args.repeats} epochs of "
         f"{args.steps} steps; torch {last['torch']}, {last['precision']}, threads "
@@ -138,12 +140,15 @@ def report(trees: dict, configs: list, ms: dict, last: dict, args: argparse.Name
     for norm, batch in configs:
         cells = []
         for name in trees:
-            q = statistics.quantiles(ms[(name, norm, batch)], n=4)
+            q = statistics.quantiles([t for run in ms[(name, norm, batch)] for t in run], n=4)
             cells.append(f"{name} {q[1]:6.2f} [{q[0]:.2f}–{q[2]:.2f}]")
         ratio = ""
         if len(trees) == 2:
-            this, other = (statistics.median(ms[(n, norm, batch)]) for n in trees)
-            ratio = f"  this/against {this / other:.2f}"
+            this, other = (ms[(n, norm, batch)] for n in trees)
+            rounds = zip(this, other, strict=True)
+            pairs = [statistics.median(a) / statistics.median(b) for a, b in rounds]
+            ratio = f"  this/against {statistics.median(pairs):.2f} (rounds {min(pairs):.2f}–"
+            ratio += f"{max(pairs):.2f})"
         print(f"{norm} batch {batch:3d}:  " + "   ".join(cells) + ratio)
 
 
