@@ -3,6 +3,7 @@
     python benchmarks/bench.py                      # CPU (or CUDA when present), ~2 min on 2 cores
     python benchmarks/bench.py --device cuda --steps 400 --repeats 5
     python benchmarks/bench.py --stage              # also time the real `train` stage (minutes)
+    python benchmarks/bench.py --batch-size 2 --threads 1   # a small batch, one thread
 
 It benchmarks MNIST whatever the workspace's params.yaml names (`dvc exp run -S dataset=…`
 leaves an experiment's params there): the params are params.yaml as committed at HEAD with
@@ -260,12 +261,29 @@ def main() -> None:
         action="store_true",
         help="also run and time the real train stage (default recipe)",
     )
+    ap.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per step (default: the recipe's); benchmarks/steps.py times small batches "
+        "of two checkouts",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="engine.threads for both arms (default: params.yaml's; 1 on a busy machine)",
+    )
     args = ap.parse_args()
 
     os.chdir(ROOT)  # fetch takes data/mnist/ from here, as the download stage does
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     raw = {**committed("params.yaml"), "dataset": "mnist", "device": args.device}
+    if args.batch_size:
+        raw["train"] = {**raw["train"], "batch_size": args.batch_size}
+    if args.threads is not None:
+        raw["engine"] = {**raw["engine"], "threads": args.threads}
     with tempfile.TemporaryDirectory(prefix="normlab-bench-") as tmp:
         mnist = Path(tmp) / "mnist"
         fetch.download("mnist", mnist)
@@ -385,6 +403,11 @@ def benchmark(args: argparse.Namespace, raw: dict, mnist: Path) -> None:
     print(
         f"{'train images/s':28s}{rate['reference']:14,.0f}{rate['normlab']:14,.0f}"
         f"{rate['normlab'] / rate['reference']:8.2f}×"
+    )
+    step_ms = {arm: statistics.median(t) / args.steps * 1000 for arm, t in times.items()}
+    print(
+        f"{'train ms per step':28s}{step_ms['reference']:14.2f}{step_ms['normlab']:14.2f}"
+        f"{step_ms['reference'] / step_ms['normlab']:8.2f}×"
     )
     print(
         f"{'eval images/s':28s}{n_test / eval_ref:14,.0f}{n_test / eval_nl:14,.0f}"

@@ -7,7 +7,7 @@
 The K runs are the first K of the first norms study (studies/norms-5ep.yaml, variants × seeds in
 that order: K = 3 is bn's three seeds, K = 12 bn, gn, ln and in), on MNIST from data/mnist/,
 with the batch-128 recipe that file pins: packing takes rotation only, and today's MNIST recipe
-adds kornia's shifts, which draw from torch's global generator (packing.pack_key says so). For
+adds shifts, which draw from torch's global generator (packing.pack_key says so). For
 each K, fit_packed trains one epoch of --steps steps after an untimed warm-up of --warmup steps;
 images/s per run is steps × batch / seconds, the pack computing K times as many. Beside them,
 the same steps of bench.py's seed-style loop and of normlab's own loop for one run. The

@@ -4,6 +4,7 @@ A per-sample DataLoader is the bottleneck for a 9k-parameter net, so images stay
 as uint8 and a batch is an index slice of one tensor, augmented as one tensor.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,14 +41,28 @@ class Batcher:
         return x
 
 
+@functools.lru_cache(maxsize=16)
+def pixel_centres(
+    h: int, w: int, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The columns' and rows' centres in [-1, 1] (align_corners=False), shapes W and H×1.
+
+    Cached: they depend on the image size only, and building them took ten small ops per batch,
+    a sizeable part of a small batch's augmentation. Never written to (rotate only reads them).
+    """
+    with torch.inference_mode(False):  # a normal tensor, whichever mode the first call ran in
+        cols = (torch.arange(w, device=device, dtype=dtype) * 2 + 1) / w - 1
+        rows = ((torch.arange(h, device=device, dtype=dtype) * 2 + 1) / h - 1)[:, None]
+    return cols, rows
+
+
 def rotate(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     """Rotate each image of `x` by its angle (radians, shape N×1×1) about the centre, bilinear,
     zero fill: the grid affine_grid would build (pixel centres in [-1, 1],
     align_corners=False), rotated by broadcasting, cheaper on a CPU than its batched matmul."""
     _, _, h, w = x.shape
     cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
-    cols = (torch.arange(w, device=x.device, dtype=x.dtype) * 2 + 1) / w - 1
-    rows = ((torch.arange(h, device=x.device, dtype=x.dtype) * 2 + 1) / h - 1)[:, None]
+    cols, rows = pixel_centres(h, w, x.device, x.dtype)
     grid = torch.stack([cos * cols - sin * rows, sin * cols + cos * rows], -1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -68,6 +83,38 @@ class RandomRotation(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         draw = torch.rand(x.shape[0], 1, 1, device=x.device)
         return rotate(x, (draw * 2 - 1) * self.radians)
+
+
+class RandomCrop(nn.Module):
+    """Shift each image by its own offset of up to ±`padding` pixels: zero-pad, then crop back to
+    the image's size. On h×w images this is kornia's RandomCrop((h, w), padding=padding), draw
+    for draw and pixel for pixel (tests/data/test_augment.py checks it): the recipes trained
+    with that, and their numbers stay.
+
+    Why not kornia's: it builds boxes, a transform matrix and its checks op by op for every
+    batch, a fixed host cost that ruled a small batch's augmentation (docs/performance.md);
+    here the same two draws, one pad and one gather.
+
+    The draws are kornia's: float32 uniforms from torch's global generator on the CPU (where
+    kornia's samplers stay unless the module is moved), first the columns' offsets, then the
+    rows', each ⌊u · (2·padding + 1)⌋.
+    """
+
+    def __init__(self, padding: int):
+        super().__init__()
+        self.padding = padding
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        p, span = self.padding, 2 * self.padding + 1
+        left = (torch.rand(n, dtype=torch.float32) * span).floor().long().to(x.device)
+        top = (torch.rand(n, dtype=torch.float32) * span).floor().long().to(x.device)
+        # every h×w window of the padded images, as a view: N×C×span×span×h×w
+        windows = F.pad(x, (p, p, p, p)).unfold(2, h, 1).unfold(3, w, 1)
+        return windows[torch.arange(n, device=x.device), :, top, left]
 
 
 class Jitter(nn.Module):
@@ -142,9 +189,9 @@ def make_augment(
     randaugment: float = 0.0,
 ) -> nn.Module | None:
     """The recipe's batch augmentation, or None: colour first (jitter, RandAugment), then crop,
-    flip, rotation and cutout. Crop, flip, cutout and RandAugment are kornia's ops; rotation
-    and jitter are normlab's own (see RandomRotation)."""
-    if crop or flip or cutout:  # importing kornia costs ~0.5-1 s of start-up: only when used
+    flip, rotation and cutout. Flip, cutout and RandAugment are kornia's ops; crop, rotation
+    and jitter are normlab's own (see RandomCrop, RandomRotation)."""
+    if flip or cutout:  # importing kornia costs ~0.5-1 s of start-up: only when used
         import kornia.augmentation as K
 
     ops: list[nn.Module] = []
@@ -153,7 +200,7 @@ def make_augment(
     if randaugment:
         ops.append(SomeRandAugment(randaugment))
     if crop:
-        ops.append(K.RandomCrop((size, size), padding=crop))
+        ops.append(RandomCrop(crop))
     if flip:
         ops.append(K.RandomHorizontalFlip())
     if rotate:

@@ -41,10 +41,16 @@ class Dropout(nn.Module):
             return F.dropout(x, self.p, training=True)
         scale = torch.full((x.numel(),), 1 / (1 - self.p), dtype=x.dtype)
         scale[dropped(x.numel(), self.p)] = 0
-        layout = torch.empty_like(
-            x, device="meta"
-        ).stride()  # x's, if dense: channels_last stays so
-        return x * scale.as_strided(x.shape, layout)
+        return x * scale.as_strided(x.shape, dense_strides(x))
+
+
+def dense_strides(x: torch.Tensor) -> tuple[int, ...]:
+    """The strides torch.empty_like(x) would get: x's own if x is dense (channels_last stays
+    so), else those torch suggests. Dense in either memory format needs no meta tensor: that
+    is the usual case, and building one costs as much as a small elementwise op."""
+    if x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last):
+        return x.stride()
+    return torch.empty_like(x, device="meta").stride()
 
 
 def dropped(n: int, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -53,7 +59,7 @@ def dropped(n: int, p: float, generator: torch.Generator | None = None) -> torch
     The gap from one dropped element to the next is geometric(p): ⌊log(U) / log(1 - p)⌋ + 1.
     Drawn from `generator` if given, else from torch's global one.
     """
-    ends, reach = [], 0
+    drops, reach = [], 0  # reach: how many elements the gaps drawn so far cover
     while reach < n:  # usually one pass; a further one draws the few gaps the last fell short by
         left = n - reach
         u = torch.rand(
@@ -62,12 +68,11 @@ def dropped(n: int, p: float, generator: torch.Generator | None = None) -> torch
         gaps = (
             u.neg_().log1p_().div_(math.log1p(-p)).floor_().add_(1).long()
         )  # log1p(-u): u = 0 is fine
-        ends.append(gaps.cumsum_(0).add_(reach))
-        reach = int(ends[-1][-1])
-    ends = torch.cat(ends)
-    return (
-        ends[: int(torch.searchsorted(ends, n, right=True))] - 1
-    )  # sorted: those ≤ n are a prefix
+        drops.append(gaps.cumsum_(0).add_(reach - 1))  # 0-based indices, in integers: exact
+        reach = int(drops[-1][-1]) + 1
+    # the few ops here are much of a small layer's dropout time: no copy for a single pass
+    drops = drops[0] if len(drops) == 1 else torch.cat(drops)
+    return drops[: int(torch.searchsorted(drops, n - 1, right=True))]  # sorted: those < n
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
-"""The hand-written batch rotation (augment.RandomRotation) does what RandomRotation promises, and
-test-time flip augmentation scores what it says."""
+"""The hand-written batch rotation (augment.RandomRotation) does what RandomRotation promises,
+the hand-written shifts (augment.RandomCrop) are kornia's exactly, and test-time flip
+augmentation scores what it says."""
 
 import contextlib
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from normlab.data.augment import Batcher, RandomRotation
+from normlab.data.augment import Batcher, RandomCrop, RandomRotation, rotate
 from normlab.data.readers import Split
 from normlab.train.evaluation import evaluate
 
@@ -36,6 +38,48 @@ def test_each_image_turns_by_its_own_angle_within_the_range():
     assert turned.abs().max() <= 30 + 1.5  # bilinear sampling blurs the centroid a little
     assert turned.std() > 10  # per image, not one angle for the batch (uniform ±30°: std ≈ 17°)
     assert math.isclose(turned.mean().item(), 0.0, abs_tol=4.0)
+
+
+def test_rotation_grid_is_the_one_built_per_batch():
+    """rotate's pixel centres are cached: the grid must be the one built anew, bit for bit."""
+    x, angle = torch.rand(3, 1, 28, 28), torch.tensor([0.1, -0.05, 0.12])[:, None, None]
+    cos, sin = angle.cos(), angle.sin()
+    cols = (torch.arange(28, dtype=torch.float32) * 2 + 1) / 28 - 1
+    rows = ((torch.arange(28, dtype=torch.float32) * 2 + 1) / 28 - 1)[:, None]
+    grid = torch.stack([cos * cols - sin * rows, sin * cols + cos * rows], -1)
+    want = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    with torch.inference_mode():  # the cache's first use may be anywhere
+        assert torch.equal(rotate(x, angle), want)
+    assert torch.equal(rotate(x, angle), want)
+
+
+@pytest.mark.parametrize(
+    "batch,channels,padding", [(1, 1, 2), (2, 1, 2), (7, 3, 4), (64, 1, 2), (33, 3, 1)]
+)
+def test_random_crop_is_kornias_draw_for_draw_and_pixel_for_pixel(batch, channels, padding):
+    """The recipe's shifts were kornia's RandomCrop: normlab's must give the same images from the
+    same seed and leave torch's generator where kornia's left it (what follows draws alike)."""
+    import kornia.augmentation as K
+
+    x = torch.rand(batch, channels, 12, 12)
+    theirs, ours = K.RandomCrop((12, 12), padding=padding), RandomCrop(padding)
+    for seed in range(6):
+        torch.manual_seed(seed)
+        want, after = theirs(x), torch.rand(3)
+        torch.manual_seed(seed)
+        got = ours(x)
+        assert torch.equal(got, want) and got.stride() == want.stride()
+        assert torch.equal(torch.rand(3), after)
+
+
+def test_random_crop_shifts_each_image_within_the_padding():
+    x = torch.zeros(200, 1, 9, 9)
+    x[:, :, 4, 4] = 1.0  # one bright pixel in the centre: where it lands is the shift
+    torch.manual_seed(0)
+    where = RandomCrop(2)(x)[:, 0].flatten(1).argmax(1)
+    rows, cols = where // 9 - 4, where % 9 - 4
+    assert rows.abs().max() == 2 and cols.abs().max() == 2  # ± padding, both ends reached
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) == 25  # each of 5 × 5
 
 
 def test_tta_scores_each_image_by_the_mean_logits_of_it_and_its_mirror():

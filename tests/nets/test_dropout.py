@@ -63,3 +63,48 @@ def test_eval_mode_and_p_zero_pass_through_and_seed_repeats():
     first = d(x)
     torch.manual_seed(3)
     assert torch.equal(first, d(x))
+
+
+def plain_dropped(n: int, p: float, generator: torch.Generator) -> torch.Tensor:
+    """`dropped` as first written (1-based ends, concatenated, shifted at the end)."""
+    ends, reach = [], 0
+    while reach < n:
+        left = n - reach
+        u = torch.rand(
+            int(left * p + math.sqrt(left * p)) + 16, dtype=torch.float64, generator=generator
+        )
+        gaps = u.neg_().log1p_().div_(math.log1p(-p)).floor_().add_(1).long()
+        ends.append(gaps.cumsum_(0).add_(reach))
+        reach = int(ends[-1][-1])
+    ends = torch.cat(ends)
+    return ends[: int(torch.searchsorted(ends, n, right=True))] - 1
+
+
+@pytest.mark.parametrize("p", [1e-3, 0.05, 0.2, 0.5, 0.95])
+def test_dropped_draws_what_it_first_drew(p):
+    """Made cheaper (issue 30), `dropped` must pick the same elements from the same draws,
+    second passes included (n = 100,003 at p = 0.2 needs one about every tenth call)."""
+    for n in (1, 2, 17, 10_816, 100_003):
+        for seed in range(4 if n < 100_003 else 12):
+            ours, plain = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+            assert torch.equal(dropped(n, p, ours), plain_dropped(n, p, plain))
+            assert torch.equal(torch.rand(2, generator=ours), torch.rand(2, generator=plain))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_the_mask_lies_as_torch_would_lay_out_a_tensor_like_x(layout):
+    """The scale's strides are empty_like(x)'s: x's own when x is dense, torch's choice else."""
+    base = torch.rand(2, 6, 5, 5)
+    x = {
+        "contiguous": base,
+        "channels_last": base.contiguous(memory_format=torch.channels_last),
+        "strided": base[:, ::2],  # not dense: empty_like lays it out afresh
+    }[layout]
+    torch.manual_seed(4)
+    y = Dropout(0.3)(x)
+    torch.manual_seed(4)
+    idx = dropped(x.numel(), 0.3)
+    scale = torch.full((x.numel(),), 1 / 0.7)
+    scale[idx] = 0
+    want = x * scale.as_strided(x.shape, torch.empty_like(x, device="meta").stride())
+    assert torch.equal(y, want)

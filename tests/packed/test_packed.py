@@ -83,8 +83,8 @@ def run_params(axes: dict, *, limit: int, epochs: int, batch: int, **train) -> P
     sets = {f"train.{k}": v for k, v in train.items()}
     overrides = {"dataset": "mnist", "device": "cpu", "engine.amp": "off", "data.limit": limit}
     overrides["engine.threads"] = 1  # see one_thread
-    # Packing takes rotation only: the MNIST recipe's shifts (crop 2) are kornia's, drawn from
-    # torch's global generator, so these runs turn them off (a test below sets them back).
+    # Packing takes rotation only: the MNIST recipe's shifts (crop 2, augment.RandomCrop) draw
+    # from torch's global generator, so these runs turn them off (a test below sets them back).
     overrides["train.crop"] = 0
     overrides |= {"train.epochs": epochs, "train.batch_size": batch, **sets, **axes}
     return parse(overrides)
