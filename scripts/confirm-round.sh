@@ -25,7 +25,9 @@ prepare() {
   [ -d "$RUNNER/.git" ] || git clone -q . "$RUNNER"
   git -C "$RUNNER" fetch -q "$PWD" "$main"
   git -C "$RUNNER" checkout -q -B round "$ROUND"
-  git -C "$RUNNER" checkout -q "$main" -- results
+  # results/small-batch holds records newer than the round's code can read (data.val); the round
+  # neither runs nor judges that study, so it stays out of the runner.
+  git -C "$RUNNER" checkout -q "$main" -- results ':!results/small-batch'
   git -C "$RUNNER" diff --cached --quiet ||
     git -C "$RUNNER" commit -qm "results/ from main at ${main:0:7} (the round's code stays ${ROUND:0:7})"
   make -C "$RUNNER" install >"$RUNNER/.install.log" 2>&1 ||
