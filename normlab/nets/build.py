@@ -58,27 +58,6 @@ def _stack(
     return nn.Sequential(*layers), channels, side
 
 
-def from_layout(
-    text: str,
-    *,
-    norm: str,
-    groups: int,
-    dropout: float,
-    in_channels: int,
-    classes: int,
-    size: int,
-    order: Order = "conv-relu-norm",
-    bias: bool = False,
-) -> nn.Module:
-    """The network a layout describes, for `size`×`size` inputs with `in_channels` channels."""
-    if order not in ORDERS:
-        raise NormlabError(f"order = {order!r}: allowed {', '.join(ORDERS)}")
-    style = Style(norm, groups, dropout, bias or norm == "none", order == "conv-norm-relu")
-    *layers, _gap, head = layout.parse(text)
-    features, channels, _side = _stack(layers, in_channels, size, style)
-    return LayoutNet(text, features, nn.Conv2d(channels, classes, 1, bias=head.bias))
-
-
 def build(
     model: str,
     *,
@@ -91,23 +70,20 @@ def build(
     order: Order = "conv-relu-norm",
     bias: bool = False,
 ) -> nn.Module:
-    """The network a recipe's `model` names: resnet, or a layout (cnn and cnn-pad by name).
+    """The network a recipe's `model` names: resnet, or a layout (cnn and cnn-pad by name, or
+    its text), for `size`×`size` inputs with `in_channels` channels.
 
     Raises a one-line error for a `groups` that does not divide a norm's channels, or a layout
     its input cannot take (maps shrinking below 1×1)."""
     if model == layout.RESNET:
         return ResNet(norm, groups, dropout, in_channels, classes)
-    return from_layout(
-        layout.NAMED.get(model, model),
-        norm=norm,
-        groups=groups,
-        dropout=dropout,
-        in_channels=in_channels,
-        classes=classes,
-        size=size,
-        order=order,
-        bias=bias,
-    )
+    if order not in ORDERS:
+        raise NormlabError(f"order = {order!r}: allowed {', '.join(ORDERS)}")
+    style = Style(norm, groups, dropout, bias or norm == "none", order == "conv-norm-relu")
+    text = layout.NAMED.get(model, model)
+    *layers, _gap, head = layout.parse(text)
+    features, channels, _side = _stack(layers, in_channels, size, style)
+    return LayoutNet(text, features, nn.Conv2d(channels, classes, 1, bias=head.bias))
 
 
 def count_params(model: nn.Module) -> int:

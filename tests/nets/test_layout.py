@@ -12,7 +12,8 @@ from torch import nn
 from conftest import cnn
 from normlab.errors import NormlabError
 from normlab.nets import layout
-from normlab.nets.build import count_params, from_layout
+from normlab.nets.build import build as build_net
+from normlab.nets.build import count_params
 from normlab.train.features import last_norm
 
 MNIST = {"in_channels": 1, "classes": 10, "size": 28}
@@ -28,7 +29,7 @@ SEEDS = {
 
 
 def build(text: str, norm: str = "bn", groups: int = 4, **kwargs) -> nn.Module:
-    return from_layout(text, norm=norm, groups=groups, dropout=0.05, **{**MNIST, **kwargs})
+    return build_net(text, norm=norm, groups=groups, dropout=0.05, **{**MNIST, **kwargs})
 
 
 @pytest.mark.parametrize("norm", ["bn", "gn", "ln"])

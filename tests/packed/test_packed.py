@@ -37,7 +37,7 @@ from conftest import parse, write_dataset
 from normlab.config import Params
 from normlab.errors import DivergedError, NormlabError
 from normlab.nets import blocks
-from normlab.nets.build import build, from_layout
+from normlab.nets.build import build
 from normlab.packed import fit as packed
 from normlab.packed import merge as packing
 from normlab.packed import wide as packed_layers
@@ -261,7 +261,7 @@ def solo_models(net: str, norms: list[dict], channels_last: bool) -> list[torch.
                 in_channels=channels, classes=10, size=32 if net == "resnet" else 28,
             )  # fmt: skip
         else:
-            model = from_layout(
+            model = build(
                 net, norm=axes["norm"], groups=axes.get("groups", 4), dropout=0.1,
                 in_channels=1, classes=10, size=28, order="conv-norm-relu", bias=True,
             )  # fmt: skip

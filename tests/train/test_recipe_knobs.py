@@ -13,7 +13,8 @@ from normlab.data.readers import Split
 from normlab.errors import NormlabError
 from normlab.nets import layout
 from normlab.nets.blocks import LayoutNet
-from normlab.nets.build import count_params, from_layout
+from normlab.nets.build import build as build_net
+from normlab.nets.build import count_params
 from normlab.nets.resnet import ResNet
 from normlab.recipe import Recipe
 from normlab.train import loop, optim, prepare
@@ -144,7 +145,7 @@ def tiny_fit(recipe: Recipe, tmp_path) -> loop.Fitted:
     torch.manual_seed(0)
     images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
     split = Split(images, torch.randint(0, 10, (64,)))
-    model = from_layout(
+    model = build_net(
         "C4 GAP h", norm="bn", groups=1, dropout=0.0, in_channels=1, classes=10, size=28
     )
     return loop.fit(
