@@ -13,7 +13,8 @@
 # CODE as their code), and its own venv; rerun it at the start of each session (it keeps the
 # clone's checkpoints in $RUNNER/.cache, where nothing main's work prunes touches them).
 # `study` passes its arguments to `python -m normlab.analysis.study run --commit` (one thread a
-# run; it resumes). scripts/confirm-round.sh is the same for issue 28's round, at its own commit.
+# run; it resumes). KEEP_OUT names results/ folders main has and the runner must not take (records
+# newer than CODE can read). scripts/confirm-round.sh runs issue 28's round through this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNNER=${RUNNER:?set RUNNER, the runner clone (e.g. ../normlab-small)}
@@ -32,7 +33,9 @@ prepare() {
   else
     git -C "$RUNNER" checkout -q -B runner "$code"
   fi
-  git -C "$RUNNER" checkout -q "$main" -- results
+  local out=() path
+  for path in ${KEEP_OUT:-}; do out+=(":!$path"); done
+  git -C "$RUNNER" checkout -q "$main" -- results "${out[@]}"
   git -C "$RUNNER" diff --cached --quiet ||
     git -C "$RUNNER" commit -qm "results/ from main at ${main:0:7} (the runner's code stays ${code:0:7})"
   make -C "$RUNNER" install >"$RUNNER/.install.log" 2>&1 ||
