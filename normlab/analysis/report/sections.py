@@ -151,14 +151,15 @@ def val_note(study: StudyView) -> list[str]:
     ]
 
 
-def study_section(study: StudyView, out: Path, see: str = "") -> str:
+def study_section(study: StudyView, out: Path, see: str = "", options: str = "") -> str:
+    """One study's section; `options`: the study options (--file, --profile) of its report, for
+    the command that trains its runs."""
     head = [f"### Study `{study.name}`: {study.description}", "", f"Size: {size(study)}.", ""]
     if study.not_run:
         head += [f"**Not run**: {study.not_run}.", ""]
     if not study.runs:
-        return "\n".join(
-            head + ([] if study.not_run else ["No records yet: run `make study` for it.", ""])
-        )
+        run = f'make study ARGS="{options}--study {study.name}"'
+        return "\n".join(head + ([] if study.not_run else [f"No records yet: run `{run}`.", ""]))
     lines = head + [
         study_table(study),
         "",
@@ -187,9 +188,13 @@ def study_section(study: StudyView, out: Path, see: str = "") -> str:
 
 
 def dataset_sections(
-    studies: Sequence[StudyView], out: Path, see: Mapping[str, str] | None = None
+    studies: Sequence[StudyView],
+    out: Path,
+    see: Mapping[str, str] | None = None,
+    options: str = "",
 ) -> list[str]:
-    """One section per dataset; `see`: study → a line its section adds (a link elsewhere)."""
+    """One section per dataset; `see`: study → a line its section adds (a link elsewhere);
+    `options`: the report's --file/--profile, as `make study` takes them ("" or ending in " ")."""
     see = see or {}
     sections = []
     for dataset in datasets(studies):
@@ -198,6 +203,6 @@ def dataset_sections(
         if not mine:
             lines += [f"No study of this report runs on {title(dataset)} yet.", ""]
         sections.append(
-            "\n".join(lines + [study_section(s, out, see.get(s.name, "")) for s in mine])
+            "\n".join(lines + [study_section(s, out, see.get(s.name, ""), options) for s in mine])
         )
     return sections

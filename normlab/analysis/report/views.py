@@ -56,6 +56,7 @@ class Inputs:
     registered: Any = None  # results/README.md only: claims v2, v3 (registration.Registered)
     curve: Any = None  # the batch-size curve (joined.Curve), in the report that plans its HOME
     see: dict[str, str] = field(default_factory=dict)  # study → a line its section adds
+    options: str = ""  # its --file/--profile as `make study` takes them ("" or ending in " ")
 
 
 def outcome(record: Record | Diverged) -> vd.Outcome:

@@ -286,6 +286,18 @@ def test_no_options_rebuilds_every_study_files_report_and_links_the_ones_built(r
     assert f"**All reports together**: {len(files)} runs with records under `results/`" in readme
 
 
+def test_a_study_without_records_names_the_command_that_runs_it(repo):
+    """A study of another file: a plain `make study` would run studies/default.yaml instead."""
+    fake = STUDIES["studies"]["fake"]
+    short = {"fake": {**fake, "epochs": 1}, "later": {**fake, "seeds": [7]}}
+    (repo / "studies" / "short.yaml").write_text(yaml.safe_dump({"studies": short}))
+    cli.main(["--file", "studies/short.yaml"])
+    readme = (repo / "results" / "short" / "README.md").read_text()
+    assert 'run `make study ARGS="--file studies/short.yaml --study later"`' in readme
+    cli.main(["--profile", "tiny"])  # the default file: no --file, the profile named
+    assert "--study" not in (repo / "results" / "tiny" / "README.md").read_text()
+
+
 def test_a_profile_writes_its_own_folder_never_results(repo):
     cli.main(["--profile", "tiny"])
     assert (repo / "results" / "tiny" / "README.md").exists()
