@@ -232,7 +232,8 @@ def _said(row: Row) -> str:
     if word == retest.WORDS[1]:
         return f"{t.id} does not hold: the opposite shows on seeds {seed_span(t.seeds)}"
     if word.startswith(retest.WORDS[2]):
-        return f"{t.id} is undecided on its {t.n} seeds ({word.removeprefix('not decided ')})"
+        needs = word.removeprefix(retest.WORDS[2]).strip(" ()")  # "(needs n = 4 per variant)"
+        return f"{t.id} is undecided on its {t.n} seeds" + (f" ({needs})" if needs else "")
     if word.startswith(retest.WORDS[3]):
         return f"{t.id}: nothing new yet, {word}"
     return f"{t.id} cannot be decided within the budget (needs n = {t.n} per variant)"

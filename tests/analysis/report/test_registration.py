@@ -5,6 +5,7 @@ records' times."""
 
 import dataclasses
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -76,6 +77,14 @@ def test_the_summary_says_per_claim_what_we_can_now_say(tmp_path):
     assert "t1 holds on seeds 3–6 (on the pilot: supported)" in claim
     assert "t2 cannot be decided within the budget (needs n = 30 per variant)" in claim
     assert (tmp_path / registration.FOREST).exists() and f"]({registration.FOREST})" in text
+
+
+def test_an_undecided_test_says_the_n_that_would_decide_it_once(tmp_path):
+    noisy = RUNS[:6] + accs("A", spread(99.4, 0.3), first_seed=3) + accs("B", spread(99.35, 0.3), 3)
+    rows = registration.judge_all(fake_registered(noisy))
+    text = registration.summary([], rows, tmp_path)
+    said = re.search(r"t1 is undecided on its 4 seeds \(needs n = (\d+) per variant\)", text)
+    assert said and int(said[1]) > 4 and "((" not in text
 
 
 def test_a_report_with_v2_rebuilds_byte_for_byte(tmp_path):
