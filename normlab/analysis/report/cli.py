@@ -211,13 +211,6 @@ def _scope(args: argparse.Namespace, out: Path) -> str:
     )
 
 
-def _study_options(args: argparse.Namespace) -> str:
-    """The options that point `make study` at this report's file and profile."""
-    picks = [] if args.file == st.DEFAULT_FILE else ["--file", str(args.file)]
-    picks += ["--profile", args.profile] if args.profile else []
-    return "".join(f"{shlex.quote(p)} " for p in picks)
-
-
 class NoRecords(NormlabError):
     """None of a report's planned runs has a record yet."""
 
@@ -258,7 +251,7 @@ def report(argv: list[str], others: Sequence[tuple[Path, str]] = ()) -> tuple[Pa
     tests = registration.prepare(done, base, claimed.reported) if everything else None
     see = bc.links([r for r, _ in others], _defining_files()) if everything else {}
     extra = {"scope": scope, "cost": cost, "registered": tests, "curve": curve, "see": see}
-    extra["options"] = _study_options(args)
+    extra["options"] = flags.file_options(args)
     inputs = Inputs(views, tuple(with_studies), reported, command, **extra)
     return build(inputs, out, others), reported_runs, len(plan.runs)
 

@@ -4,45 +4,21 @@ A run's seconds include any sharing of its machine, so "s/epoch" compares fairly
 runs that shared alike. Records before issue 28 carry only `concurrent`: the runs active when
 the run *started* (the nine H200 runs say 1 … 9 though all nine trained together), which says
 nothing of runs started after it. Records since carry `started`/`ended` (UTC), from which the
-overlap is computed here; for the older ones the report says what it cannot know.
+overlap is computed (normlab.analysis.study.crowding); for the older ones the report says what it
+cannot know.
 """
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from normlab.analysis.claims.verdicts import Outcome
-
-
-def _span(run: Outcome) -> tuple[datetime, datetime] | None:
-    if not (run.started and run.ended):
-        return None
-    return datetime.fromisoformat(run.started), datetime.fromisoformat(run.ended)
-
-
-def peak(run: Outcome, runs: Sequence[Outcome]) -> int:
-    """The most runs (this one included) training at once on its host while it trained, from
-    the times of the runs that have them; 0 when `run` has none."""
-    span = _span(run)
-    if span is None:
-        return 0
-    start, end = span
-    events = []
-    for other in runs:
-        their = _span(other)
-        if other.host == run.host and their and their[0] < end and their[1] > start:
-            events += [(max(their[0], start), 1), (min(their[1], end), -1)]
-    most = active = 0
-    for _, step in sorted(events, key=lambda e: (e[0], e[1])):  # an end before a start at a tie
-        active += step
-        most = max(most, active)
-    return most
+from normlab.analysis.study.crowding import peak, span
 
 
 def shared(runs: Sequence[Outcome]) -> str:
     """The Summary's note on shared machines: from times where runs have them, else from the
     count at start (and that it is only that)."""
-    timed = [r for r in runs if _span(r)]
-    untimed = [r for r in runs if not _span(r) and r.concurrent > 1]
+    timed = [r for r in runs if span(r)]
+    untimed = [r for r in runs if not span(r) and r.concurrent > 1]
     notes = []
     if untimed:
         others = max(r.concurrent for r in untimed) - 1
@@ -62,7 +38,7 @@ def shared(runs: Sequence[Outcome]) -> str:
 
 def provenance(runs: Sequence[Outcome]) -> str:
     """What the times say and what they cannot say, for 'How these results were made'."""
-    timed = [r for r in runs if _span(r)]
+    timed = [r for r in runs if span(r)]
     busy = [p for p in (peak(r, runs) for r in timed) if p > 1]
     said = (
         f"{len(busy)} of them trained beside another run on the same host (up to {max(busy)} "

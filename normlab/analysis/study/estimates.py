@@ -3,13 +3,14 @@
 A study's plan and run print these, so a user knows before starting whether a study fits the
 session (or the lent machine) at hand, and `run --deadline` starts only the runs that fit.
 The price is per epoch, so a 20-epoch record prices a 25-epoch run, or per step where no record
-has the run's batch size (steptime.py); and only records made on this machine (its `host`)
-price a run here: a GPU and a CPU take very different times.
+has the run's batch size (steptime.py); only records made on this machine (its `host`) price a
+run here (a GPU and a CPU take very different times), and of those, where any is left, only the
+ones not made on a crowded CPU (crowding.py: more runs at once than cores).
 """
 
 from dataclasses import dataclass
 
-from normlab.analysis.study import steptime
+from normlab.analysis.study import crowding, steptime
 from normlab.analysis.study.cost import steps_per_epoch
 from normlab.analysis.study.plan import PlannedRun
 from normlab.analysis.study.records import Record
@@ -42,9 +43,14 @@ def _per_epoch(chosen: list[Record]) -> float:
     return sum(r.seconds / r.params["recipe"]["epochs"] for r in chosen) / len(chosen)
 
 
+def _aside(count: int) -> str:
+    return f"; {count} record{'s' * (count != 1)} of a crowded CPU set aside" if count else ""
+
+
 def price(params: dict, known: list[Record], host: str) -> Price | None:
     """What a run should take on `host`, from the records made there (a GPU and a CPU take very
-    different times); None if none prices it. In this order:
+    different times) and not on a crowded CPU, unless all were; None if none prices it. In this
+    order:
 
     - records of similar runs (same data, amount and model) at its batch size: their mean
       seconds per epoch × its epochs;
@@ -55,23 +61,27 @@ def price(params: dict, known: list[Record], host: str) -> Price | None:
       nearest one's epoch × the ratio of steps (a step of a smaller batch does less work:
       loosely, an upper bound too)."""
     batch, epochs = _batch(params), params["recipe"]["epochs"]
-    here = [r for r in known if r.host == host and _kind(r.params) == _kind(params)]
+    mine = [r for r in known if r.host == host]
+    alike = [r for r in mine if steptime.data_and_net(r.params) == steptime.data_and_net(params)]
+    clear = crowding.uncrowded(alike, mine) or alike
+    aside = _aside(len(alike) - len(clear))
+    here = [r for r in clear if _kind(r.params) == _kind(params)]
     same = _own([r for r in here if _batch(r.params) == batch], params["norm"])
     if same:
         count = f"{len(same)} record{'s' * (len(same) != 1)}"
-        return Price(_per_epoch(same) * epochs, f"from {count}")
-    step = steptime.fit(params, known, host)
+        return Price(_per_epoch(same) * epochs, f"from {count}{aside}")
+    step = steptime.fit(params, clear, host)
     if step is not None:
         seconds = step.at(batch)
         total = seconds * steps_per_epoch(params) * epochs
-        return Price(total, f"from step time, {seconds * 1000:.1f} ms a step")
+        return Price(total, f"from step time, {seconds * 1000:.1f} ms a step{aside}")
     if not here:
         return None
     sizes = [_batch(r.params) for r in here]
     nearest = max((b for b in sizes if b <= batch), default=min(sizes))
     similar = _own([r for r in here if _batch(r.params) == nearest], params["norm"])
     steps = max(nearest / batch, 1.0)  # > 1 only when priced from a larger batch
-    how = f"from batch {nearest}'s epochs" + (f" × {steps:g} steps" if steps > 1 else "")
+    how = f"from batch {nearest}'s epochs" + (f" × {steps:g} steps" if steps > 1 else "") + aside
     return Price(_per_epoch(similar) * steps * epochs, how)
 
 

@@ -3,6 +3,7 @@ study and report commands, so that both name the same runs.
 """
 
 import argparse
+import shlex
 from pathlib import Path
 
 from normlab.analysis.study import overrides, plan
@@ -43,3 +44,11 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         overrides.parse_sets(args.set),
         plan.results_dir(args.file, args.profile),
     )
+
+
+def file_options(args: argparse.Namespace) -> str:
+    """--file and --profile as given, for a command that names the same study file (the
+    report's hint to `make study`): "" or ending in a space."""
+    picks = [] if args.file == plan.DEFAULT_FILE else ["--file", str(args.file)]
+    picks += ["--profile", args.profile] if args.profile else []
+    return "".join(f"{shlex.quote(p)} " for p in picks)

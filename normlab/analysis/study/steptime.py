@@ -7,14 +7,14 @@ batch; scaling it by images, that a step costs nothing but its images. Neither h
 batch 16's by its 8× the steps came out about twice what it measured (issue 30: 26 h for the
 small-batch study). A step is a fixed overhead plus a cost per image, and both are read off the
 records, locally: between two measured batch sizes, the line through their step times; beyond
-them, the line through the nearest two, so a batch-2 run leans on the smallest batches measured
-(the `small-batch-lr` records, once they exist, at 2, 4 and 8 themselves).
+them, the line through the nearest two, so a batch-2 run leans on the smallest batches measured.
 
 A step time is a record's `seconds` over its epochs × steps per epoch (evaluation after each
 epoch included), the median over the records at each batch size (a run that shared a busy CPU
-counts as one of several). It does not depend on how many images an epoch has (`limit`, `val`),
-so records of any amount of data price one another; it does depend on the data (the image
-size) and the net, and, on the resnet, on the norm (`fit` says which records it takes).
+counts as one of several; estimates.py has set aside the records of a crowded CPU). It does not
+depend on how many images an epoch has (`limit`, `val`), so records of any amount of data price
+one another; it does depend on the data (the image size) and the net, and, on the resnet, on
+the norm (`fit` says which records it takes).
 """
 
 from collections import defaultdict
@@ -55,7 +55,7 @@ def per_step(record: Record) -> float | None:
     return record.seconds / steps if steps and record.seconds > 0 else None
 
 
-def _alike(params: dict) -> tuple:
+def data_and_net(params: dict) -> tuple:
     """What a step's time depends on but its batch size: the data and the net."""
     return params["dataset"], params["recipe"]["model"]
 
@@ -76,7 +76,7 @@ def fit(params: dict, known: list[Record], host: str) -> StepTime | None:
     (below the batch sizes a norm was measured at, the fixed overhead, which the norm barely
     changes, dominates: bn 3.7, gn 3.9 ms a step at batch 2, issue 30's profile). None with
     fewer than two batch sizes measured."""
-    alike = [r for r in known if r.host == host and _alike(r.params) == _alike(params)]
+    alike = [r for r in known if r.host == host and data_and_net(r.params) == data_and_net(params)]
     own = _measured([r for r in alike if r.params["norm"] == params["norm"]])
     if own is not None and own.sizes[0] <= params["recipe"]["batch_size"]:
         return own

@@ -9,11 +9,25 @@ from normlab.analysis.study.cost import steps_per_epoch
 from normlab.analysis.study.steptime import StepTime, fit
 
 
-def timed(batch: int, ms: float, norm: str = "bn", **overrides) -> records.Record:
-    """A record made on HOST whose steps took `ms` each (2 epochs unless overridden)."""
+def timed(
+    batch: int, ms: float, norm: str = "bn", at: tuple[int, int] | None = None, **overrides
+) -> records.Record:
+    """A record made on HOST whose steps took `ms` each (2 epochs unless overridden), trained
+    from minute at[0] to minute at[1] of a day where given (else without times, as before
+    issue 28)."""
     params = resolved({"train.epochs": 2, "train.batch_size": batch, "norm": norm, **overrides})
     seconds = ms / 1000 * params["recipe"]["epochs"] * steps_per_epoch(params)
-    return records.validate(record_dict(params) | {"seconds": seconds}, f"{norm}-{batch}")
+    times = {}
+    if at:
+        times = {
+            f: f"2026-12-06T{m // 60:02d}:{m % 60:02d}:00+00:00"
+            for f, m in zip(TIMES, at, strict=True)
+        }
+    raw = record_dict(params) | {"seconds": seconds} | times
+    return records.validate(raw, f"{norm}-{batch}")
+
+
+TIMES = ("started", "ended")
 
 
 def run(batch: int, norm: str = "bn", epochs: int = 20) -> dict:
@@ -78,3 +92,18 @@ def test_a_step_time_never_falls_below_nothing_nor_rises_for_a_smaller_batch():
     assert steep.at(8) == pytest.approx(2.0)  # batch 16's step by images, not the line's 0
     assert StepTime((2, 4, 8), (5.0, 6.0, 8.0)).at(6) == pytest.approx(7.0)
     assert StepTime((2, 4, 8), (5.0, 6.0, 8.0)).at(16) == pytest.approx(12.0)
+
+
+def test_records_of_a_crowded_cpu_are_set_aside_where_others_price_the_run():
+    """Issue 30's lr check ran three runs to the two cores: its step times were several times a
+    quiet step's and priced the small-batch study at 35 h. Times show the crowding."""
+    crowd = [timed(2, 26.0, at=(0, 60)), timed(64, 30.0, at=(10, 50)), timed(64, 30.0, at=(20, 40))]
+    quiet = [timed(16, 9.5, at=(100, 160)), timed(32, 13.0, at=(100, 160))]  # two on two cores
+    price = estimates.price(run(2), crowd + quiet, HOST)
+    assert price.seconds == pytest.approx(6.4375 / 1000 * 30000 * 20)  # as without the crowd
+    assert price.how == "from step time, 6.4 ms a step; 3 records of a crowded CPU set aside"
+    untimed = [timed(2, 26.0), timed(64, 30.0)]  # before issue 28: nothing says they were
+    assert estimates.price(run(2), untimed, HOST).how == "from 1 record"
+    assert estimates.price(run(2), crowd, HOST).how == "from 1 record"  # nothing else: all kept
+    gpu = [r.model_copy(update={"device": "cuda"}) for r in crowd]
+    assert estimates.price(run(2), gpu, HOST).how == "from 1 record"  # a GPU is shared by design
