@@ -24,7 +24,7 @@ from normlab.analysis.study.estimates import duration
 REFRESH_S = 1.0  # on a terminal: redrawn this often
 LINES_EVERY_S = 60.0  # otherwise: a block of plain lines this often
 SILENT_S = 60.0  # a file not rewritten for this long (they are, every few seconds): say so
-COLUMNS = ("run", "epoch", "step", "test acc", "s/epoch", "left", "where", "heartbeat")
+COLUMNS = ("run", "epoch", "step in epoch", "test acc", "s/epoch", "left", "where", "heartbeat")
 
 
 def _ago(age: float) -> str:
@@ -43,11 +43,15 @@ def runner_line(runner: dict[str, Any]) -> str:
 
 
 def _left(run: dict[str, Any]) -> str:
-    """Time the run still needs, from its own seconds per epoch (none before its first)."""
+    """Time the run still needs, from its own seconds per epoch; before its first epoch ends,
+    "~" and the step rate of the epoch under way (a small-batch epoch can take many minutes)."""
     per_epoch, steps = run.get("seconds_per_epoch"), run.get("steps") or 1
+    guess = ""
+    if not per_epoch and run.get("epoch_s") and run["step"]:
+        per_epoch, guess = run["epoch_s"] / run["step"] * steps, "~"
     if not per_epoch:
         return "?"
-    return duration((run["epochs"] - run["epoch"] - run["step"] / steps) * per_epoch)
+    return guess + duration((run["epochs"] - run["epoch"] - run["step"] / steps) * per_epoch)
 
 
 def run_row(run: dict[str, Any]) -> tuple[str, ...]:

@@ -130,8 +130,12 @@ class Tracker:
         self.write()
 
     def write(self) -> None:
+        """The state, with the seconds since the epoch under way took its first step: before a
+        run's first epoch ends, its step rate is all there is to say how long it will take."""
+        start = self._epoch_start
+        elapsed = None if start is None else round(time.monotonic() - start, 1)
         with self._lock:
-            write_json(self.path, {**self.state, "heartbeat": utc_now()})
+            write_json(self.path, {**self.state, "epoch_s": elapsed, "heartbeat": utc_now()})
 
     def _beat(self) -> None:
         while not self._stop.wait(self.every_s):

@@ -31,11 +31,13 @@ def test_a_worker_writes_its_step_epoch_and_accuracy_and_leaves_the_file_to_its_
         tracker.write()  # what the thread does every few seconds
         state = read(path)
         assert (state["epoch"], state["step"], state["steps"]) == (0, 3, 4)
+        assert state["epoch_s"] >= 0  # the epoch under way is timed from its first step
         assert state["pid"] == os.getpid() and state["heartbeat"].endswith("Z")
         batcher(1, train=True)
         tracker.epoch({"epoch": 1, "test/acc": 97.5})
         state = read(path)  # written at once at an epoch's end
         assert (state["epoch"], state["step"], state["test_acc"]) == (1, 0, 97.5)
+        assert state["epoch_s"] is None  # no step of epoch 2 yet
         assert state["seconds_per_epoch"] >= 0 and state["resumed_at"] == 0
     assert read(path)["epoch"] == 1  # shown until its runner sees the worker end
 
@@ -114,7 +116,8 @@ def test_status_shows_each_runner_and_each_running_run_from_the_files(tmp_path):
         "runner host-a pid 12 (2 at a time): 3/8 runs recorded, 2 running, 1 held by other "
         "runners; ETA 4 min; heartbeat "
     )
-    assert lines[2].split() == [*"run epoch step test acc s/epoch left where heartbeat".split()]
+    header = "run epoch step in epoch test acc s/epoch left where heartbeat"
+    assert lines[2].split() == header.split()
     row = lines[3].split()  # (20 - 3 - 412/937) epochs × 31 s = 8.6 min
     assert row[:8] == ["norms/bn/s0", "3/20", "(resumed", "at", "2)", "412/937", "98.12", "%"]
     assert row[8:14] == ["31.0", "9", "min", "host-b", "pid", "4567"]
@@ -127,6 +130,15 @@ def test_status_shows_each_runner_and_each_running_run_from_the_files(tmp_path):
         "4568",
         "-",
     ]
+
+
+def test_before_its_first_epoch_ends_a_run_s_time_left_is_guessed_from_its_step_rate():
+    run = {"epoch": 0, "epochs": 20, "step": 500, "steps": 30000, "seconds_per_epoch": None}
+    assert live.run_row({**run, "label": "x", "host": "h", "pid": 1, "age": 0})[5] == "?"
+    started = {**run, "epoch_s": 2.0}  # 500 steps in 2 s: 120 s an epoch, 19.98 epochs left
+    assert live.run_row({**started, "label": "x", "host": "h", "pid": 1, "age": 0})[5] == (
+        "~" + live.duration(19.98 * 120.0)
+    )
 
 
 def test_a_silent_runner_or_run_is_marked(tmp_path):
