@@ -99,12 +99,24 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:02.0f} min"
 
 
-def eta(runs: list[PlannedRun], known: list[Record], jobs: int, host: str) -> str:
+def eta(
+    runs: list[PlannedRun],
+    known: list[Record],
+    jobs: int,
+    host: str,
+    running: dict[str, float] | None = None,
+) -> str:
     """'ETA 12 min' for these runs on `host` at `jobs` at a time; for part of them when the
-    others have no similar record made there, which it says."""
+    others have no similar record made there, which it says. `running`: seconds that runs
+    under way still need at their own pace (progress files), by label: those replace their
+    prices, so the ETA falls as they train rather than only when one lands."""
     if not runs:
         return "nothing left"
-    guesses = [g for g in (estimate(r.params, known, host) for r in runs) if g is not None]
+    running = running or {}
+    prices = (
+        running[r.label] if r.label in running else estimate(r.params, known, host) for r in runs
+    )
+    guesses = [g for g in prices if g is not None]
     missing = len(runs) - len(guesses)
     if not guesses:
         return f"no estimate (none of the {len(runs)} runs has a similar record)"

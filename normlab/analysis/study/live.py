@@ -43,15 +43,11 @@ def runner_line(runner: dict[str, Any]) -> str:
 
 
 def _left(run: dict[str, Any]) -> str:
-    """Time the run still needs, from its own seconds per epoch; before its first epoch ends,
-    "~" and the step rate of the epoch under way (a small-batch epoch can take many minutes)."""
-    per_epoch, steps = run.get("seconds_per_epoch"), run.get("steps") or 1
-    guess = ""
-    if not per_epoch and run.get("epoch_s") and run["step"]:
-        per_epoch, guess = run["epoch_s"] / run["step"] * steps, "~"
-    if not per_epoch:
+    """Time the run still needs at its own pace; "~" while that is its first epoch's step rate."""
+    left = progress.seconds_left(run)
+    if left is None:
         return "?"
-    return guess + duration((run["epochs"] - run["epoch"] - run["step"] / steps) * per_epoch)
+    return "~" * left[1] + duration(left[0])
 
 
 def run_row(run: dict[str, Any]) -> tuple[str, ...]:

@@ -151,11 +151,10 @@ class Runner:
         self.share.add(record)
         self.deadline.forget()  # the new record may price the runs left better
         self.finished += 1
-        time_left = eta(self.left(), self.known, self.jobs, self.host)
         self.say(
             f"done {self.finished}/{self.total} {run.label}: "
             f"{record.final.acc:.2f} % in {record.seconds:.1f} s of training "
-            f"({seconds:.0f} s in all) → {run.path}; {time_left}"
+            f"({seconds:.0f} s in all) → {run.path}; {self.eta()}"
         )
         if self.commit:
             commit_record(
@@ -164,8 +163,11 @@ class Runner:
                 self.say,
             )
 
-    def left(self) -> list[PlannedRun]:
-        return [r for r, _ in self.pending] + [a.run for a in self.active]
+    def eta(self) -> str:
+        """The runs to go: pending ones at their price, running ones at their own pace."""
+        running = [a.run for a in self.active]
+        left = [r for r, _ in self.pending] + running
+        return eta(left, self.known, self.jobs, self.host, self.share.running_left(running))
 
     def next_run(self) -> tuple[PlannedRun, int] | None:
         """The first pending run (longest first) that fits the deadline and that this runner
@@ -224,7 +226,7 @@ class Runner:
             "running": {a.run.label: a.process.pid for a in self.active},  # workers' pids
             "waiting": self.waiting,
             "failed": self.failed,
-            "eta": eta(self.left(), self.known, self.jobs, self.host),
+            "eta": self.eta(),
         }
 
     def run(self) -> list[str]:

@@ -55,6 +55,19 @@ def read(folder: Path, kind: str) -> list[dict[str, Any]]:
     return found
 
 
+def seconds_left(run: dict[str, Any]) -> tuple[float, bool] | None:
+    """Seconds a running run still needs at its own pace, and whether that pace is a guess:
+    before its first epoch ends, the step rate of the epoch under way (a small-batch epoch can
+    take many minutes). None before it has taken a step."""
+    per_epoch, steps = run.get("seconds_per_epoch"), run.get("steps") or 1
+    guess = False
+    if not per_epoch and run.get("epoch_s") and run.get("step"):
+        per_epoch, guess = run["epoch_s"] / run["step"] * steps, True
+    if not per_epoch:
+        return None
+    return (run["epochs"] - run["epoch"] - run["step"] / steps) * per_epoch, guess
+
+
 def remove_stale(folder: Path, older_s: float) -> None:
     """Delete the progress files of runners and workers that are gone: not rewritten for
     `older_s`, or written by a process of this host that has ended."""

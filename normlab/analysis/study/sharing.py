@@ -6,10 +6,12 @@ takes a run only under its lease (normlab.analysis.study.leases) and, before tra
 records others wrote since it planned, so a run one of them recorded is not trained again.
 """
 
+import contextlib
+import json
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -69,6 +71,18 @@ class Share:
             "progress": str(progress.run_path(self.folder, run.key)),
             "beat_s": leases.beat_every(self.leases.expiry_s),
         }
+
+    def running_left(self, runs: Iterable[PlannedRun]) -> dict[str, float]:
+        """Seconds each of these runs under way still needs, by label, as its progress file
+        says; runs without a file or a pace yet are left out (their price stands)."""
+        left = {}
+        for run in runs:
+            with contextlib.suppress(OSError, ValueError):
+                path = progress.run_path(self.folder, run.key)
+                pace = progress.seconds_left(json.loads(path.read_text()))
+                if pace is not None:
+                    left[run.label] = pace[0]
+        return left
 
     def add(self, record: Record) -> Record:
         """A record that landed: its run is done."""

@@ -16,7 +16,7 @@ import pytest
 from conftest import parse
 from helpers import HOST, TINY, env_for, git, record_dict, study, study_text, tiny_repo
 from normlab import config
-from normlab.analysis.study import cli, estimates, pool, records, store, worker
+from normlab.analysis.study import cli, estimates, pool, progress, records, store, worker
 from normlab.analysis.study import plan as studies
 from normlab.analysis.study.leases import Leases
 from normlab.analysis.study.live import View
@@ -263,6 +263,21 @@ def test_time_left_comes_from_similar_records_made_on_the_same_machine():
     slow = record_dict(gn) | {"seconds": 400.0}
     assert estimates.estimate(gn, [*known, records.validate(slow, "b")], HOST) == 400.0
     assert estimates.duration(7300) == "2 h 02 min"
+
+
+def test_the_eta_counts_a_running_run_at_its_own_pace_from_its_progress_file(tmp_path):
+    known = [records.validate(record_dict(_run().params), "a")]
+    share = Share(Leases(tmp_path / "leases"), known, print, tmp_path / "progress")
+    runs = [_run(1), _run(2), _run(3)]
+    paced = {"epoch": 1, "epochs": 2, "step": 50, "steps": 100, "seconds_per_epoch": 40.0}
+    (tmp_path / "progress").mkdir()
+    progress.run_path(tmp_path / "progress", runs[0].key).write_text(json.dumps(paced))
+    starting = {**paced, "epoch": 0, "step": 0, "seconds_per_epoch": None}
+    progress.run_path(tmp_path / "progress", runs[1].key).write_text(json.dumps(starting))
+    running = share.running_left(runs)  # the third has no progress file yet
+    assert running == {runs[0].label: 20.0}  # half an epoch of 40 s left; no pace: priced
+    assert estimates.eta(runs, known, 1, HOST, running) == "ETA 9 min"  # 20 s + 2 × 252.5 s
+    assert estimates.eta(runs, known, 1, HOST) == "ETA 13 min"  # all three at their price
 
 
 def test_the_worker_command_line_takes_one_json_job(tmp_path):
