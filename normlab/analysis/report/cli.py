@@ -30,7 +30,7 @@ from typing import Any
 
 from normlab.analysis.claims import registered, schema
 from normlab.analysis.report import batchcurve as bc
-from normlab.analysis.report import overlap, registration, sections, summary, writeups
+from normlab.analysis.report import overlap, registration, sections, summary, tables, writeups
 from normlab.analysis.report.views import Inputs, StudyView, study_view
 from normlab.analysis.study import flags, overrides, records, store
 from normlab.analysis.study import plan as st
@@ -42,20 +42,16 @@ def provenance(inputs: Inputs) -> str:
     """Code, torch and precision of the report's runs, each run once (as the summary counts)."""
     runs, _ = summary.distinct(inputs.studies)
     codes = sorted(Counter(r.code[:7] for r in runs).items())
+    precisions = sorted(Counter(r.precision for r in runs).items())
     lines = [
         "## How these results were made",
         "",
         f"- report: `{inputs.command}`, from the run records alone (no retraining)",
         "- code (commit each run trained at): "
-        + (", ".join(f"{c or '?'} ({n} runs)" for c, n in codes) or "–"),
+        + (", ".join(f"{c or '?'} ({tables.plural(n, 'run')})" for c, n in codes) or "–"),
         "- torch: " + (", ".join(sorted({r.torch for r in runs})) or "–"),
         "- precision: "
-        + (
-            ", ".join(
-                f"{n} runs in {p}" for p, n in sorted(Counter(r.precision for r in runs).items())
-            )
-            or "–"
-        ),
+        + (", ".join(f"{tables.plural(n, 'run')} in {p}" for p, n in precisions) or "–"),
         f"- {overlap.provenance(runs)}",
         *(f"- {note}" for note in inputs.notes),
         "",

@@ -30,7 +30,10 @@ def shared(runs: Sequence[Outcome]) -> str:
     peaks = [peak(r, runs) for r in timed]
     busy = [p for p in peaks if p > 1]
     if busy:
-        notes.append(f"{len(busy)} runs overlapped others, up to {max(busy)} at once (from times)")
+        notes.append(
+            f"{len(busy)} run{'s' * (len(busy) > 1)} overlapped others, up to {max(busy)} at once "
+            "(from times)"
+        )
     if not notes:
         return ""
     return f" ({'; '.join(notes)}: their seconds include the sharing)"

@@ -454,6 +454,12 @@ def test_a_run_two_studies_share_is_counted_once_in_the_summary_and_provenance()
     assert f"- precision: 2 runs in {precision}" in made and "(2 runs)" in made
 
 
+def test_provenance_says_1_run_not_1_runs():
+    norms = fake_study("norms", {"bn": ({"norm": "bn"}, [99.3])})
+    made = cli.provenance(views.Inputs((norms,)))
+    assert "(1 run)" in made and "- precision: 1 run in" in made
+
+
 def test_a_study_not_run_says_so_and_why():
     view = fake_study("batch", {"bn": ({"norm": "bn"}, [99.3, 99.4])})
     waiting = dataclasses.replace(view, runs=(), missing=(("bn", 0),), not_run="left for a GPU")
