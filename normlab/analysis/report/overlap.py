@@ -11,6 +11,7 @@ cannot know.
 from collections.abc import Sequence
 
 from normlab.analysis.claims.verdicts import Outcome
+from normlab.analysis.report.tables import plural
 from normlab.analysis.study.crowding import peak, span
 
 
@@ -23,16 +24,14 @@ def shared(runs: Sequence[Outcome]) -> str:
     if untimed:
         others = max(r.concurrent for r in untimed) - 1
         notes.append(
-            f"{len(untimed)} run{'s' * (len(untimed) > 1)} started while up to {others} "
-            f"other{'s' * (others > 1)} "
+            f"{plural(len(untimed), 'run')} started while up to {plural(others, 'other')} "
             "trained on their machine (counted at start only)"
         )
     peaks = [peak(r, runs) for r in timed]
     busy = [p for p in peaks if p > 1]
     if busy:
         notes.append(
-            f"{len(busy)} run{'s' * (len(busy) > 1)} overlapped others, up to {max(busy)} at once "
-            "(from times)"
+            f"{plural(len(busy), 'run')} overlapped others, up to {max(busy)} at once (from times)"
         )
     if not notes:
         return ""
